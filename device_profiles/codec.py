@@ -1,0 +1,98 @@
+"""Register codec: Modbus registers <-> values, for every profile data type and order.
+
+Edge sources decode with it, simulators encode with it, so both read the same
+profile the same way. Registers are 16-bit unsigned ints as pymodbus returns them.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from device_profiles.schema import DataType, Order, Register
+
+_STRUCT = {
+    DataType.INT16: "h", DataType.UINT16: "H", DataType.INT32: "i", DataType.UINT32: "I",
+    DataType.INT64: "q", DataType.UINT64: "Q", DataType.FLOAT32: "f", DataType.FLOAT64: "d",
+}
+
+
+class DecodeError(ValueError):
+    pass
+
+
+def _to_bytes(registers: list[int], byte_order: Order, word_order: Order) -> bytes:
+    """Registers in wire order -> big-endian bytes of the whole value."""
+    words = registers if word_order is Order.BIG else list(reversed(registers))
+    out = bytearray()
+    for word in words:
+        if not 0 <= word <= 0xFFFF:
+            raise DecodeError(f"register value {word} is not 16-bit")
+        hi, lo = word >> 8, word & 0xFF
+        out += bytes((hi, lo)) if byte_order is Order.BIG else bytes((lo, hi))
+    return bytes(out)
+
+
+def _from_bytes(data: bytes, byte_order: Order, word_order: Order) -> list[int]:
+    words = []
+    for i in range(0, len(data), 2):
+        hi, lo = data[i], data[i + 1]
+        words.append((hi << 8 | lo) if byte_order is Order.BIG else (lo << 8 | hi))
+    return words if word_order is Order.BIG else list(reversed(words))
+
+
+def decode_raw(registers: list[int], dtype: DataType, byte_order: Order = Order.BIG,
+               word_order: Order = Order.BIG, bit: int | None = None) -> int | float | str | bool:
+    """The unscaled value held by ``registers`` (exactly the value's register count)."""
+    if dtype is DataType.BITS:
+        if bit is None:
+            return bool(registers[0])
+        return bool((registers[0] >> bit) & 1)
+    data = _to_bytes(registers, byte_order, word_order)
+    if dtype is DataType.STRING:
+        return data.split(b"\x00", 1)[0].decode("ascii", errors="replace").strip()
+    fmt = _STRUCT[dtype]
+    if struct.calcsize(fmt) != len(data):
+        raise DecodeError(f"{dtype} needs {struct.calcsize(fmt) // 2} registers, got {len(registers)}")
+    return struct.unpack(">" + fmt, data)[0]
+
+
+def encode_raw(value: int | float | str | bool, dtype: DataType, byte_order: Order = Order.BIG,
+               word_order: Order = Order.BIG, length: int | None = None) -> list[int]:
+    """Registers that hold the unscaled ``value`` (inverse of decode_raw)."""
+    if dtype is DataType.BITS:
+        return [1 if value else 0]
+    if dtype is DataType.STRING:
+        size = 2 * (length or 1)
+        data = str(value).encode("ascii")[:size].ljust(size, b"\x00")
+    else:
+        fmt = _STRUCT[dtype]
+        if fmt in "fd":
+            data = struct.pack(">" + fmt, float(value))
+        else:
+            data = struct.pack(">" + fmt, int(value))
+    return _from_bytes(data, byte_order, word_order)
+
+
+def decode_register(register: Register, registers: list[int]) -> int | float | str | bool | None:
+    """Scaled value of one profile register, or None for NaN/inf floats."""
+    raw = decode_raw(registers, register.type, register.byte_order or Order.BIG,
+                     register.word_order or Order.BIG, register.bit)
+    if isinstance(raw, (str, bool)):
+        return raw
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return None
+    if register.scale == 1.0 and register.offset == 0.0:
+        return raw
+    return raw * register.scale + register.offset
+
+
+def encode_register(register: Register, value: int | float | str | bool) -> list[int]:
+    """Registers a device would hold so that ``decode_register`` gives ``value`` back."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and register.type not in (DataType.STRING, DataType.BITS):
+        raw = (value - register.offset) / register.scale if register.scale else value
+        if register.type not in (DataType.FLOAT32, DataType.FLOAT64):
+            raw = round(raw)
+        value = raw
+    return encode_raw(value, register.type, register.byte_order or Order.BIG,
+                      register.word_order or Order.BIG, register.length)

@@ -1,0 +1,230 @@
+"""Pydantic schema for device profiles: device knowledge as data.
+
+A profile is one YAML file. ``protocol: modbus`` files hold register maps,
+``protocol: opcua`` files hold node maps. Adding a meter model means adding a file;
+no code changes. ``load_profile`` validates a file and names the file, the key path
+and what was expected when it is wrong.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hinode.contract import METRIC_PATTERN, DeviceKind
+
+PROFILE_DIR = Path(__file__).resolve().parent
+PROFILE_ID = r"^[a-z0-9][a-z0-9_.-]{0,127}$"
+
+
+class ProfileError(ValueError):
+    """A profile that failed to load; the message names file, key and expectation."""
+
+
+class RegisterFunction(StrEnum):
+    HOLDING = "holding"      # FC3
+    INPUT = "input"          # FC4
+    COIL = "coil"            # FC1
+    DISCRETE = "discrete"    # FC2
+
+    @property
+    def is_bit(self) -> bool:
+        return self in (RegisterFunction.COIL, RegisterFunction.DISCRETE)
+
+
+class DataType(StrEnum):
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"
+    BITS = "bits"            # one bit of a register (``bit``) or one coil/discrete input
+
+
+REGISTER_COUNT = {
+    DataType.INT16: 1, DataType.UINT16: 1, DataType.INT32: 2, DataType.UINT32: 2,
+    DataType.INT64: 4, DataType.UINT64: 4, DataType.FLOAT32: 2, DataType.FLOAT64: 4,
+    DataType.BITS: 1,
+}
+
+
+class Order(StrEnum):
+    BIG = "big"
+    LITTLE = "little"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterDefaults(_Strict):
+    function: RegisterFunction = RegisterFunction.HOLDING
+    byte_order: Order = Order.BIG
+    word_order: Order = Order.BIG
+
+
+class Register(_Strict):
+    metric: Annotated[str, Field(pattern=METRIC_PATTERN)]
+    address: int = Field(ge=0, le=65535, description="0-based protocol address (40001 in a vendor table is 0 here)")
+    type: DataType
+    function: RegisterFunction | None = None
+    byte_order: Order | None = None
+    word_order: Order | None = None
+    length: int | None = Field(default=None, ge=1, le=125, description="registers, for type string")
+    bit: int | None = Field(default=None, ge=0, le=15, description="bit index, for type bits on a register")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Register":
+        if self.type is DataType.STRING and self.length is None:
+            raise ValueError("type string needs 'length' (number of registers)")
+        if self.type is not DataType.STRING and self.length is not None:
+            raise ValueError("'length' is only for type string")
+        if self.bit is not None and self.type is not DataType.BITS:
+            raise ValueError("'bit' is only for type bits")
+        return self
+
+    @property
+    def count(self) -> int:
+        return self.length if self.type is DataType.STRING else REGISTER_COUNT[self.type]
+
+
+class ModbusProfile(_Strict):
+    id: Annotated[str, Field(pattern=PROFILE_ID)]
+    protocol: Literal["modbus"]
+    kind: DeviceKind = DeviceKind.METER
+    vendor: str
+    model: str
+    source: str = Field(description="the vendor document the register map was taken from")
+    defaults: RegisterDefaults = Field(default_factory=RegisterDefaults)
+    max_registers_per_read: int = Field(default=125, ge=1, le=125)
+    max_gap: int = Field(default=10, ge=0, le=124, description="unused registers read to join two blocks")
+    registers: list[Register] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _resolve_defaults(self) -> "ModbusProfile":
+        seen: set[str] = set()
+        for reg in self.registers:
+            if reg.metric in seen:
+                raise ValueError(f"metric {reg.metric!r} appears twice")
+            seen.add(reg.metric)
+            reg.function = reg.function or self.defaults.function
+            reg.byte_order = reg.byte_order or self.defaults.byte_order
+            reg.word_order = reg.word_order or self.defaults.word_order
+            if reg.function.is_bit and reg.type is not DataType.BITS:
+                raise ValueError(f"metric {reg.metric!r}: function {reg.function} reads bits, so type must be bits")
+        return self
+
+
+class OpcuaNode(_Strict):
+    metric: Annotated[str, Field(pattern=METRIC_PATTERN)]
+    # Either a NodeId template or a browse path below Objects. ``{device}`` is replaced by
+    # the device's ``node_name`` from the site config; ``{ns}`` by the namespace index of
+    # the profile's namespace URI.
+    node_id: str | None = Field(default=None, description="e.g. 'ns={ns};s={device}.VoltageL1'")
+    browse_path: list[str] | None = Field(default=None, description="e.g. ['{ns}:Meters', '{ns}:{device}', '{ns}:VoltageL1']")
+    unit: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_address(self) -> "OpcuaNode":
+        if (self.node_id is None) == (self.browse_path is None):
+            raise ValueError("give exactly one of 'node_id' or 'browse_path'")
+        return self
+
+
+class OpcuaProfile(_Strict):
+    id: Annotated[str, Field(pattern=PROFILE_ID)]
+    protocol: Literal["opcua"]
+    kind: DeviceKind = DeviceKind.METER
+    vendor: str
+    model: str
+    source: str
+    namespace: str = Field(description="namespace URI the node ids live in")
+    nodes: list[OpcuaNode] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "OpcuaProfile":
+        metrics = [n.metric for n in self.nodes]
+        dupes = {m for m in metrics if metrics.count(m) > 1}
+        if dupes:
+            raise ValueError(f"metrics appear twice: {sorted(dupes)}")
+        return self
+
+
+Profile = Annotated[Union[ModbusProfile, OpcuaProfile], Field(discriminator="protocol")]
+
+
+class _ProfileFile(BaseModel):
+    profile: Profile
+
+
+def format_validation_error(path: Path | str, exc: ValidationError, prefix: tuple = ()) -> str:
+    """One line per problem: ``file: key.path: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in (*prefix, *err["loc"]) if p not in ("ModbusProfile", "OpcuaProfile", "modbus", "opcua")]
+        key = ".".join(loc) or "(top level)"
+        got = err.get("input")
+        got_text = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+        lines.append(f"{path}: {key}: {err['msg']}{got_text}")
+    return "\n".join(lines)
+
+
+def parse_profile(data: object, path: Path | str = "<profile>") -> ModbusProfile | OpcuaProfile:
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: (top level): expected a mapping with id, protocol, ... got {type(data).__name__}")
+    if data.get("protocol") not in ("modbus", "opcua"):
+        raise ProfileError(f"{path}: protocol: expected 'modbus' or 'opcua' (got {data.get('protocol')!r})")
+    try:
+        return _ProfileFile.model_validate({"profile": data}).profile
+    except ValidationError as exc:
+        raise ProfileError(format_validation_error(path, exc)) from None
+
+
+def load_profile_file(path: Path | str) -> ModbusProfile | OpcuaProfile:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    profile = parse_profile(data, path)
+    if profile.id != path.stem:
+        raise ProfileError(f"{path}: id: expected the file name without .yaml ({path.stem!r}) (got {profile.id!r})")
+    return profile
+
+
+def find_profile(name: str, search_dirs: list[Path] | None = None) -> Path:
+    """A profile by id (searching user dirs first, then the shipped ones) or by path."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return candidate
+    for directory in [*(search_dirs or []), PROFILE_DIR]:
+        for sub in ("", "modbus", "opcua"):
+            path = Path(directory) / sub / f"{name}.yaml"
+            if path.exists():
+                return path
+    raise ProfileError(f"profile {name!r} not found in {[str(d) for d in [*(search_dirs or []), PROFILE_DIR]]}")
+
+
+def load_profile(name: str, search_dirs: list[Path] | None = None) -> ModbusProfile | OpcuaProfile:
+    return load_profile_file(find_profile(name, search_dirs))
+
+
+def shipped_profiles() -> list[Path]:
+    return sorted(p for p in PROFILE_DIR.rglob("*.yaml"))

@@ -1,0 +1,118 @@
+"""The one shape every device source has.
+
+A source lives in ``edge_agent/sources/<type>/`` and exports two names from its
+``__init__``: ``Config`` (a pydantic model of its config section, ``type`` included)
+and ``Source`` (a class following :class:`Source`). The agent finds it by the
+``type`` key of a config section, so adding a protocol adds a folder and touches
+nothing else.
+
+Life cycle, driven by the agent::
+
+    source = Source(config, context)
+    await source.connect()            # never raises for an unreachable device
+    async for batch in source.readings():   # poll or subscribe; ends after close()
+        ...
+    await source.close()
+
+A source isolates its devices: a device that times out, answers with an exception
+or vanishes is marked offline through the context, retried with back-off, and
+never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import AsyncIterator, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from hinode.contract import DeviceKind, Quality, Reading
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class DeviceBatch:
+    """Readings of one device from one poll (or one subscription publish)."""
+
+    device: str
+    kind: DeviceKind
+    profile: str
+    readings: list[Reading]
+
+
+def reading(ts: int, metric: str, value, unit: str = "", quality: Quality = Quality.GOOD) -> Reading:
+    """Build a Reading without re-validating: sources produce values of known types."""
+    return Reading.model_construct(ts=ts, metric=metric, value=value, unit=unit, quality=quality)
+
+
+class SourceConfigBase(BaseModel):
+    """Every source section has ``type`` and ``name``; plugins add their own keys."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    name: str
+
+
+@dataclass
+class DeviceHealth:
+    kind: DeviceKind
+    online: bool = False
+    error: str = ""
+    since_ms: int = 0
+
+
+@dataclass
+class SourceContext:
+    """What a source reports back: device state, error counters, and a logger."""
+
+    source_name: str
+    log: logging.Logger
+    profile_dirs: list = field(default_factory=list)         # user profile folders, searched before the shipped ones
+    devices: dict[str, DeviceHealth] = field(default_factory=dict)
+    errors: Counter = field(default_factory=Counter)        # (device, code) -> count
+    readings: int = 0
+    on_state_change: object = None                          # callable(device, DeviceHealth) set by the agent
+
+    def register(self, device: str, kind: DeviceKind) -> None:
+        self.devices.setdefault(device, DeviceHealth(kind=kind))
+
+    def device_up(self, device: str) -> None:
+        health = self.devices[device]
+        if not health.online:
+            health.online, health.error, health.since_ms = True, "", now_ms()
+            self.log.info("%s: device %s online", self.source_name, device)
+            if self.on_state_change:
+                self.on_state_change(device, health)
+
+    def device_down(self, device: str, error: str) -> None:
+        health = self.devices[device]
+        changed = health.online or health.error != error
+        if changed:
+            was_online = health.online
+            health.online, health.error, health.since_ms = False, error, now_ms()
+            level = logging.WARNING if was_online or not health.since_ms else logging.INFO
+            self.log.log(level, "%s: device %s offline: %s", self.source_name, device, error)
+            if self.on_state_change:
+                self.on_state_change(device, health)
+
+    def count_error(self, device: str, code: str, n: int = 1) -> None:
+        """Count a device error by code (``timeout``, ``exception_2``, ``connect``, ``bad_status`` ...)."""
+        self.errors[(device, code)] += n
+
+
+class Source(Protocol):
+    type_name: ClassVar[str]
+
+    def __init__(self, config: SourceConfigBase, context: SourceContext) -> None: ...
+
+    async def connect(self) -> None: ...
+
+    def readings(self) -> AsyncIterator[DeviceBatch]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,27 @@
+"""Shared fixtures: a real Mosquitto and a real InfluxDB 1.6 on free loopback ports.
+
+Each test that asks for ``broker`` or ``influx`` gets its own private process with a
+temporary data directory; the system services are never touched.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hinode import services
+
+
+@pytest.fixture
+def broker(tmp_path):
+    proc = services.mosquitto(tmp_path / "mosquitto")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def influx(tmp_path):
+    proc = services.influxdb(tmp_path / "influxdb")
+    proc.start()
+    yield proc
+    proc.stop()
