@@ -1,0 +1,210 @@
+"""The ingest end to end: real Mosquitto -> IngestService -> real InfluxDB.
+
+What a user sees: the values in InfluxDB under the documented schema, dead letters on
+the dead-letter topics with their reason, and the counters.
+"""
+
+import json
+import logging
+
+import pytest
+
+from cloud.config import InfluxConfig
+from cloud.influx import InfluxClient
+from hinode import contract
+from hinode.contract import Reading, TelemetryEnvelope
+from tests.cloud.test_ingest_kit import (DeadLetterListener, Publisher, distinct_seqs, ingest_config, meter_envelope, now_ms,
+                             running_ingest, wait_until)
+
+pytestmark = pytest.mark.timeout(60)
+
+SITE, AGENT = "hitachi-plant-a", "edge-1"
+
+
+def realistic_envelopes(ts: int) -> dict[str, TelemetryEnvelope]:
+    def env(kind, device, profile, readings, **extra):
+        return TelemetryEnvelope(site=SITE, agent=AGENT, device=device, kind=kind, profile=profile, seq=1,
+                                 readings=[Reading(ts=ts, **r) for r in readings], **extra)
+    return {
+        "meter": env("meter", "pm-line-3", "hinode-sim-meter", [
+            {"metric": "active_power_w", "value": 15230.5, "unit": "W"},
+            {"metric": "energy_import_wh", "value": 48_211_900, "unit": "Wh"},
+            {"metric": "voltage_l1_v", "value": 229.8, "unit": "V"},
+            {"metric": "power_factor", "value": 0.97}]),
+        "charger": env("charger", "cp-07", "ocpp-1.6j", [
+            {"metric": "status", "value": "Charging"},
+            {"metric": "power_w", "value": 7200, "unit": "W"},
+            {"metric": "session_energy_wh", "value": 5312.0, "unit": "Wh"},
+            {"metric": "plugged_in", "value": True}]),
+        "vitals": env("vitals", "hr-band-12", "ble-heart-rate", [
+            {"metric": "heart_rate_bpm", "value": 72, "unit": "bpm"},
+            {"metric": "spo2_pct", "value": 97.5, "unit": "%"},
+            {"metric": "body_temp_c", "value": 36.6, "unit": "Cel", "quality": "uncertain"}],
+            meta={"consent": "c-2024-0012"}),
+        "vehicle": env("vehicle", "scooter-041", "gbfs-2.3", [
+            {"metric": "lat", "value": 36.5993}, {"metric": "lon", "value": 140.6512},
+            {"metric": "speed_kmh", "value": 4.2, "unit": "km/h"},
+            {"metric": "battery_pct", "value": 81, "unit": "%"}, {"metric": "locked", "value": False}]),
+        "agent": env("agent", "edge-1", "", [
+            {"metric": "uptime_s", "value": 86_400, "unit": "s"},
+            {"metric": "buffer_depth", "value": 0},
+            {"metric": "cpu_temp_c", "value": None, "quality": "bad"},
+            {"metric": "mqtt_connected", "value": True}]),
+    }
+
+
+def test_every_kind_lands_in_influx_under_the_schema(broker, influx):
+    ts = now_ms() - 5_000
+    envelopes = realistic_envelopes(ts)
+    publisher = Publisher(broker)
+    with running_ingest(ingest_config(broker, influx)) as service:
+        for env in envelopes.values():
+            publisher.envelope(env).wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 5, 15, "5 envelopes acked")
+        stats = service.stats()
+    publisher.close()
+    assert stats["written_envelopes"] == 5 and stats["dead_letter_total"] == 0
+    assert stats["bad_quality_readings"] == 1 and stats["uncertain_quality_readings"] == 1
+    assert stats["written_readings"] == 19  # 20 readings minus the bad one
+
+    with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
+        for kind, env in envelopes.items():
+            rows = client.query_rows(f'SELECT * FROM "{kind}"')
+            assert len(rows) == 1, kind
+            row = rows[0]
+            tags = {"site": SITE, "agent": AGENT, "device": env.device}
+            if env.profile:
+                tags["profile"] = env.profile
+            assert {k: row[k] for k in ("site", "agent", "device", "profile") if row.get(k)} == tags
+            assert row["time"] == ts and row["seq"] == 1
+            for reading in env.readings:
+                expected = None if reading.quality == "bad" else reading.value
+                assert row.get(reading.metric) == expected, (kind, reading.metric)
+            tag_keys = {r[0] for r in client.query(f'SHOW TAG KEYS FROM "{kind}"')[0]["values"]}
+            assert tag_keys <= {"site", "agent", "device", "profile"}
+            field_types = dict(client.query(f'SHOW FIELD KEYS FROM "{kind}"')[0]["values"])
+            assert field_types["seq"] == "integer"
+            for reading in env.readings:
+                if isinstance(reading.value, bool):
+                    assert field_types[reading.metric] == "boolean"
+                elif isinstance(reading.value, (int, float)):
+                    assert field_types[reading.metric] == "float", (kind, reading.metric)
+        assert client.query_rows('SELECT uncertain_metrics FROM vitals')[0]["uncertain_metrics"] == "body_temp_c"
+        assert client.query_rows('SELECT bad_metrics FROM agent')[0]["bad_metrics"] == "cpu_temp_c"
+
+
+def test_bad_payloads_are_dead_lettered_and_good_traffic_is_all_stored(broker, influx, caplog):
+    caplog.set_level(logging.WARNING, logger="cloud.ingest")
+    topic = contract.telemetry_topic(SITE, AGENT)
+    good = [meter_envelope(seq, site=SITE, agent=AGENT) for seq in range(1, 41)]
+    unknown_version = json.loads(contract.encode(good[0]))
+    unknown_version["v"] = 2
+    wrong_types = json.loads(contract.encode(good[0]))
+    wrong_types["seq"] = "forty-two"
+    other_site = meter_envelope(1, site="plant-b", agent=AGENT)
+    bad = [
+        ("malformed_json", b'{"v": 1, "site": '),
+        ("wrong_type", b"[1, 2, 3]"),
+        ("unknown_version", json.dumps(unknown_version).encode()),
+        ("invalid", json.dumps(wrong_types).encode()),
+        ("oversized", b'{"v": 1, "pad": "' + b"x" * contract.MAX_PAYLOAD_BYTES + b'"}'),
+        ("topic_mismatch", contract.encode(other_site)),
+    ]
+    listener = DeadLetterListener(broker)
+    publisher = Publisher(broker)
+    with running_ingest(ingest_config(broker, influx)) as service:
+        infos = []
+        for index, env in enumerate(good):
+            infos.append(publisher.envelope(env))
+            if index % 7 == 3 and bad:
+                infos.append(publisher.raw(topic, bad.pop(0)[1]))
+        for _, payload in bad:
+            infos.append(publisher.raw(topic, payload))
+        for info in infos:
+            info.wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 46, 20, "46 messages acked")
+        stats = service.stats()
+    publisher.close()
+    letters = wait_until(lambda: len(listener.snapshot()) >= 6 and listener.snapshot(), 5, "6 dead letters")
+    listener.close()
+
+    codes = ["malformed_json", "wrong_type", "unknown_version", "invalid", "oversized", "topic_mismatch"]
+    assert sorted(t for t, _ in letters) == sorted(contract.dead_letter_topic(c) for c in codes)
+    for topic_seen, letter in letters:
+        code = topic_seen.rsplit("/", 1)[1]
+        assert letter.reason.startswith(f"{code}: ") and len(letter.reason) > len(code) + 2
+        assert letter.topic == topic
+        assert len(letter.payload.encode()) <= 4096 + 3
+    by_code = {t.rsplit("/", 1)[1]: letter for t, letter in letters}
+    assert by_code["invalid"].reason.startswith("invalid: seq:")
+    assert by_code["oversized"].payload.startswith('{"v": 1, "pad": "xxx')
+    assert stats["dead_letter"] == {code: 1 for code in codes}
+    assert stats["received"] == 46 and stats["written_envelopes"] == 40
+    assert distinct_seqs(influx) == {"pm-1": 40}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "dead letter" in r.getMessage()]
+    assert len(warnings) == 6 and any("topic_mismatch" in w for w in warnings)
+
+
+def test_influx_rejection_isolates_the_offending_envelope(broker, influx):
+    listener = DeadLetterListener(broker)
+    publisher = Publisher(broker)
+    ts = now_ms()
+    # A large batch window so the conflicting envelope shares its batch with good ones.
+    with running_ingest(ingest_config(broker, influx, batch_max_ms=400)) as service:
+        publisher.envelope(meter_envelope(1, ts=ts)).wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 1, 10, "first envelope stored")
+        conflicting = TelemetryEnvelope(site="plant-a", agent="edge-1", device="pm-1", kind="meter", seq=9,
+                                        readings=[Reading(ts=ts + 9, metric="power_w", value=True)])
+        infos = [publisher.envelope(meter_envelope(seq, ts=ts + seq)) for seq in range(2, 9)]
+        infos.append(publisher.envelope(conflicting))
+        infos += [publisher.envelope(meter_envelope(seq, ts=ts + seq)) for seq in range(10, 17)]
+        for info in infos:
+            info.wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 16, 15, "16 messages acked")
+        stats = service.stats()
+    publisher.close()
+    letters = wait_until(listener.snapshot, 5, "the dead letter")
+    listener.close()
+    assert [t for t, _ in letters] == [contract.dead_letter_topic("influx_rejected")]
+    assert "field type conflict" in letters[0][1].reason and letters[0][1].reason.startswith("influx_rejected: ")
+    assert stats["dead_letter"] == {"influx_rejected": 1}
+    assert stats["influx_errors"] >= 1 and stats["influx_retries"] == 0
+    assert distinct_seqs(influx) == {"pm-1": 15}
+
+
+def test_prometheus_text_and_stats_carry_counters_but_no_secrets(broker, influx, caplog):
+    caplog.set_level(logging.DEBUG)
+    config = ingest_config(broker, influx,
+                           mqtt_options={"username": "ingest", "password": "mqtt-pw-do-not-show"},
+                           influx_options={"username": "writer", "password": "influx-pw-do-not-show"})
+    publisher = Publisher(broker)
+    with running_ingest(config) as service:
+        publisher.envelope(meter_envelope(1)).wait_for_publish(5)
+        publisher.raw(contract.telemetry_topic("plant-a", "edge-1"), b"nope").wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 2, 10, "2 messages acked")
+        text = service.prometheus_text()
+        stats = service.stats()
+    publisher.close()
+    assert "hinode_ingest_received_total 2\n" in text
+    assert "hinode_ingest_written_envelopes_total 1\n" in text
+    assert 'hinode_ingest_dead_letter_total{reason="malformed_json"} 1\n' in text
+    assert "# TYPE hinode_ingest_queue_depth gauge\nhinode_ingest_queue_depth 0\n" in text
+    assert "hinode_ingest_lag_max_ms " in text and "hinode_ingest_last_batch_latency_ms " in text
+    for secret in ("mqtt-pw-do-not-show", "influx-pw-do-not-show"):
+        assert secret not in text and secret not in json.dumps(stats) and secret not in caplog.text
+
+
+def test_duplicates_overwrite_identical_points_and_seq_gaps_are_counted(broker, influx):
+    publisher = Publisher(broker)
+    with running_ingest(ingest_config(broker, influx)) as service:
+        for seq in (1, 2, 2, 5, 1):  # a redelivered 2, a gap of 3 and 4, an old 1 again
+            publisher.envelope(meter_envelope(seq)).wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 5, 10, "5 messages acked")
+        stats = service.stats()
+    publisher.close()
+    assert stats["written_envelopes"] == 5
+    assert (stats["duplicates"], stats["gaps"]) == (2, 2)
+    assert stats["devices"] == {"plant-a/pm-1": {"highest_seq": 5, "duplicates": 2, "gaps": 2}}
+    with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
+        assert client.query("SELECT count(power_w) FROM meter")[0]["values"][0][1] == 3
+    assert distinct_seqs(influx) == {"pm-1": 3}
