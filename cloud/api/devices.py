@@ -1,0 +1,258 @@
+"""Service functions behind /api/devices, /api/latest and /api/sites.
+
+InfluxDB says which devices exist and when each last sent data; the status tracker
+says what the agents think of them. A device is online only when both agree: its
+agent reports it online AND its last data is younger than ``offline_after_s``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import polars as pl
+
+from cloud.api.influxql import InfluxReader, quote_literal
+from cloud.status import KnownStatus
+from hinode.contract import DeviceKind
+
+KINDS_FROM = ",".join(f'"{kind.value}"' for kind in DeviceKind)
+# Fields the ingest adds to every point that are bookkeeping, not readings.
+BOOKKEEPING_FIELDS = {"seq", "bad_metrics", "uncertain_metrics"}
+_PROFILE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class DataSeen:
+    site: str
+    device: str
+    kind: str
+    agent: str
+    profile: str
+    last_seen_ms: int
+
+
+def _where(site: str | None, device: str | None = None) -> str:
+    conditions = [f'"{tag}" = {quote_literal(value)}' for tag, value in (("site", site), ("device", device)) if value]
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def index_statement(site: str | None) -> str:
+    return f'SELECT last("seq") AS seq FROM {KINDS_FROM}{_where(site)} GROUP BY "site","agent","device","profile"'
+
+
+def parse_index(series) -> dict[tuple[str, str], DataSeen]:
+    """Keep the newest (agent, profile) per (site, device): a device may have moved agents."""
+    seen: dict[tuple[str, str], DataSeen] = {}
+    for s in series:
+        for row in s.rows():
+            item = DataSeen(s.tags.get("site", ""), s.tags.get("device", ""), s.name,
+                            s.tags.get("agent", ""), s.tags.get("profile", ""), int(row["time"]))
+            key = (item.site, item.device)
+            if key not in seen or seen[key].last_seen_ms < item.last_seen_ms:
+                seen[key] = item
+    return seen
+
+
+async def data_index(reader: InfluxReader, site: str | None) -> dict[tuple[str, str], DataSeen]:
+    (series,) = await reader.query(index_statement(site))
+    return parse_index(series)
+
+
+@lru_cache(maxsize=256)
+def profile_units(profile: str) -> dict[str, str]:
+    """metric -> unit ("" for unitless) in profile order; {} when the profile is unknown."""
+    if not _PROFILE_ID.match(profile or ""):
+        return {}
+    from device_profiles.schema import ProfileError, load_profile
+    try:
+        loaded = load_profile(profile)
+    except ProfileError:
+        return {}
+    entries = loaded.registers if loaded.protocol == "modbus" else loaded.nodes
+    return {entry.metric: entry.unit for entry in entries}
+
+
+def _status_devices(statuses: dict[tuple[str, str], KnownStatus]) -> dict[tuple[str, str], tuple[KnownStatus, object]]:
+    listed = {}
+    for (site, _agent), known in statuses.items():
+        for state in known.status.devices:
+            listed[(site, state.device)] = (known, state)
+    return listed
+
+
+def _status_problem(kind: str, agent: str, known: KnownStatus | None, state) -> str:
+    if known is None:
+        return f"no status from agent {agent or '?'}"
+    if known.status.state != "online":
+        return f"agent {known.status.agent} is offline"
+    if kind != DeviceKind.AGENT.value and state is None:
+        return f"agent {known.status.agent} does not list this device"
+    if state is not None and not state.online:
+        return "agent reports device offline" + (f": {state.error}" if state.error else "")
+    return ""
+
+
+def judge_device(site: str, device: str, kind: str, agent: str, last_seen_ms: int | None,
+                 statuses: dict[tuple[str, str], KnownStatus] | None, listed: dict, now_ms: int,
+                 offline_after_s: int) -> dict:
+    """online + a reason a factory manager can act on when it is not.
+
+    ``statuses`` None means no status tracker runs: only the age of the data counts.
+    """
+    known, state = listed.get((site, device), ((statuses or {}).get((site, agent)), None))
+    if kind == DeviceKind.AGENT.value and known is None:
+        known = (statuses or {}).get((site, device))
+    age_s = None if last_seen_ms is None else max(0.0, (now_ms - last_seen_ms) / 1000)
+    error = state.error if state is not None else ""
+    reason = "" if statuses is None else _status_problem(kind, agent, known, state)
+    if not reason and age_s is None:
+        reason = "no data yet"
+    elif not reason and age_s > offline_after_s:
+        reason = f"no data for {age_s:.0f} s"
+    return {"online": reason == "", "reason": reason, "error": error,
+            "agent": known.status.agent if known is not None and not agent else agent,
+            "age_s": None if age_s is None else round(age_s, 1)}
+
+
+def empty_completeness() -> dict:
+    return {"expected": 0, "received": 0, "missing": 0, "ratio": None}
+
+
+def list_devices(seen: dict[tuple[str, str], DataSeen], statuses: dict[tuple[str, str], KnownStatus] | None,
+                 site: str | None, now_ms: int, offline_after_s: int,
+                 completeness: dict[tuple[str, str], dict] | None = None) -> list[dict]:
+    """Devices with data plus devices an agent reports that never sent any."""
+    listed = _status_devices(statuses or {})
+    devices: dict[tuple[str, str], dict] = {}
+    for key, item in seen.items():
+        devices[key] = {"site": item.site, "device": item.device, "kind": item.kind, "profile": item.profile,
+                        "agent": item.agent, "last_seen": item.last_seen_ms}
+    for (dev_site, dev_id), (known, state) in listed.items():
+        if (dev_site, dev_id) not in devices:
+            devices[(dev_site, dev_id)] = {"site": dev_site, "device": dev_id, "kind": state.kind.value,
+                                           "profile": "", "agent": known.status.agent, "last_seen": None}
+    out = []
+    for key in sorted(devices):
+        dev = devices[key]
+        if site and dev["site"] != site:
+            continue
+        dev.update(judge_device(dev["site"], dev["device"], dev["kind"], dev["agent"], dev["last_seen"],
+                                statuses, listed, now_ms, offline_after_s))
+        dev["completeness"] = (completeness or {}).get(key, empty_completeness())
+        dev["units"] = profile_units(dev["profile"])
+        out.append(dev)
+    return out
+
+
+def completeness_by_device(per_device: pl.DataFrame) -> dict[tuple[str, str], dict]:
+    return {(row["site"], row["device"]): {k: row[k] for k in ("expected", "received", "missing", "ratio")}
+            for row in per_device.iter_rows(named=True)}
+
+
+def known_devices_frame(devices: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame([{"site": d["site"], "device": d["device"]} for d in devices],
+                        schema={"site": pl.String, "device": pl.String})
+
+
+# ---------------------------------------------------------------- latest values
+
+def latest_statements(site: str | None, device: str | None = None) -> list[str]:
+    where = _where(site, device)
+    group = ' GROUP BY "site","device"'
+    return [
+        f"SELECT last(*) FROM {KINDS_FROM}{where}{group}",
+        f'SELECT last("seq") AS seq FROM {KINDS_FROM}{where} GROUP BY "site","agent","device","profile"',
+        f'SELECT last("bad_metrics") AS metrics FROM {KINDS_FROM}{where}{group}',
+        f'SELECT last("uncertain_metrics") AS metrics FROM {KINDS_FROM}{where}{group}',
+    ]
+
+
+def _split_metrics(text) -> list[str]:
+    return [m for m in re.split(r"[,\s]+", text or "") if m]
+
+
+def parse_latest(results) -> list[dict]:
+    values_series, index_series, bad_series, uncertain_series = results
+    seen = parse_index(index_series)
+    values: dict[tuple[str, str], dict] = {}
+    for s in values_series:
+        key = (s.tags.get("site", ""), s.tags.get("device", ""))
+        for row in s.rows():
+            for column, value in row.items():
+                if not column.startswith("last_") or value is None:
+                    continue
+                metric = column[len("last_"):]
+                if metric not in BOOKKEEPING_FIELDS:
+                    values.setdefault(key, {})[metric] = value
+    quality: dict[tuple[str, str], dict] = {}
+    for label, series in (("uncertain", uncertain_series), ("bad", bad_series)):
+        for s in series:
+            key = (s.tags.get("site", ""), s.tags.get("device", ""))
+            for row in s.rows():
+                # A flag only counts when it belongs to the newest point of that device.
+                if key in seen and int(row["time"]) == seen[key].last_seen_ms:
+                    for metric in _split_metrics(row["metrics"]):
+                        quality.setdefault(key, {})[metric] = label
+    out = []
+    for key in sorted(seen):
+        item = seen[key]
+        out.append({"site": item.site, "device": item.device, "kind": item.kind, "agent": item.agent,
+                    "ts": item.last_seen_ms, "values": dict(sorted(values.get(key, {}).items())),
+                    "quality": quality.get(key, {})})
+    return out
+
+
+async def latest_values(reader: InfluxReader, site: str | None, device: str | None = None) -> list[dict]:
+    return parse_latest(await reader.query(*latest_statements(site, device)))
+
+
+# ---------------------------------------------------------------- sites
+
+def agent_rates_statement(site: str | None = None) -> str:
+    return f'SELECT last("readings_per_s") AS rate FROM "{DeviceKind.AGENT.value}"{_where(site)} GROUP BY "site","device"'
+
+
+def parse_agent_rates(series) -> dict[tuple[str, str], float]:
+    return {(s.tags.get("site", ""), s.tags.get("device", "")): float(row["rate"])
+            for s in series for row in s.rows() if isinstance(row["rate"], (int, float))}
+
+
+def summarize_sites(devices: list[dict], statuses: dict[tuple[str, str], KnownStatus],
+                    site_rollup: pl.DataFrame, agent_rates: dict[tuple[str, str], float] | None = None) -> list[dict]:
+    """Per site: agents and their state, device and online counts, completeness, readings/s."""
+    rollup = {row["site"]: {k: row[k] for k in ("expected", "received", "missing", "ratio")}
+              for row in site_rollup.iter_rows(named=True)}
+    sites: dict[str, dict] = {}
+
+    def site_entry(name: str) -> dict:
+        return sites.setdefault(name, {"site": name, "agents": {}, "devices": 0, "devices_online": 0})
+
+    for (site, agent), known in statuses.items():
+        status = known.status
+        site_entry(site)["agents"][agent] = {"agent": agent, "state": status.state, "version": status.version,
+                                             "status_ts": status.ts, "devices": len(status.devices)}
+    rates: dict[str, float] = {}
+    for dev in devices:
+        entry = site_entry(dev["site"])
+        if dev["kind"] != DeviceKind.AGENT.value:
+            entry["devices"] += 1
+            entry["devices_online"] += int(dev["online"])
+            continue
+        entry["agents"].setdefault(dev["device"], {"agent": dev["device"], "state": "unknown", "version": "",
+                                                   "status_ts": None, "devices": 0})
+        # Only agents that are live now add to the site's current rate.
+        rate = (agent_rates or {}).get((dev["site"], dev["device"]))
+        if dev["online"] and rate is not None:
+            rates[dev["site"]] = rates.get(dev["site"], 0.0) + rate
+    out = []
+    for name in sorted(sites):
+        entry = sites[name]
+        agents = [entry["agents"][a] for a in sorted(entry["agents"])]
+        out.append({"site": name, "agents": agents,
+                    "agents_online": sum(1 for a in agents if a["state"] == "online"),
+                    "devices": entry["devices"], "devices_online": entry["devices_online"],
+                    "readings_per_s": rates.get(name),
+                    "completeness": rollup.get(name, empty_completeness())})
+    return out

@@ -1,0 +1,151 @@
+"""Latest AgentStatus per (site, agent), kept in memory from the retained status topics.
+
+paho runs its network loop in its own thread, so the table is guarded by a lock; the
+API reads it through ``snapshot()`` which returns an immutable copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud.config import MqttConfig
+from hinode import contract
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KnownStatus:
+    status: contract.AgentStatus
+    received_at_ms: int
+
+
+class StatusTracker:
+    """Subscribes (not shared: every API instance needs every status) to STATUS_FILTER at QoS 1."""
+
+    def __init__(self, config: MqttConfig, client_id: str | None = None):
+        self._config = config
+        self.client_id = client_id or f"hinode-api-status-{uuid.uuid4().hex[:10]}"
+        self._lock = threading.Lock()
+        self._statuses: dict[tuple[str, str], KnownStatus] = {}
+        self._connected = threading.Event()
+        self._stopping = False
+        self.messages_total = 0
+        self.invalid_total = 0
+        self.connects_total = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5)
+        if self._config.username:
+            password = self._config.password.get_secret_value() if self._config.password else None
+            client.username_pw_set(self._config.username, password)
+        tls = self._config.tls
+        if tls is not None:
+            client.tls_set(ca_certs=str(tls.ca) if tls.ca else None,
+                           certfile=str(tls.cert) if tls.cert else None,
+                           keyfile=str(tls.key) if tls.key else None,
+                           cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED)
+            client.tls_insecure_set(tls.insecure)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect in the background; paho keeps reconnecting until stop()."""
+        log.info("status tracker connecting to %s:%s as %s", self._config.host, self._config.port, self.client_id)
+        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s,
+                                   clean_start=True)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    @property
+    def broker_connected(self) -> bool:
+        return self._connected.is_set()
+
+    # ------------------------------------------------------------ paho callbacks (network thread)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("status tracker: broker refused the connection: %s", reason_code)
+            return
+        self.connects_total += 1
+        client.subscribe(contract.STATUS_FILTER, qos=1)
+        self._connected.set()
+        log.info("status tracker connected, subscribed to %s", contract.STATUS_FILTER)
+
+    def _on_disconnect(self, client, userdata, disconnect_flags, reason_code, properties) -> None:
+        if self._connected.is_set() and not self._stopping:
+            log.warning("status tracker lost the broker (%s); reconnecting", reason_code)
+        self._connected.clear()
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        self.messages_total += 1
+        parsed = contract.parse_topic(message.topic)
+        if parsed is None or parsed[2] != "status":
+            self.invalid_total += 1
+            return
+        site, agent, _ = parsed
+        if not message.payload:
+            # An empty retained message clears the status: the agent was decommissioned.
+            with self._lock:
+                self._statuses.pop((site, agent), None)
+            return
+        try:
+            status = contract.decode_status(message.payload)
+        except contract.ContractError as exc:
+            self.invalid_total += 1
+            log.warning("status on %s refused: %s", message.topic, exc)
+            return
+        if (status.site, status.agent) != (site, agent):
+            self.invalid_total += 1
+            log.warning("status on %s names %s/%s; refused", message.topic, status.site, status.agent)
+            return
+        with self._lock:
+            self._statuses[(site, agent)] = KnownStatus(status, int(time.time() * 1000))
+
+    # ------------------------------------------------------------ queries
+
+    def snapshot(self) -> dict[tuple[str, str], KnownStatus]:
+        with self._lock:
+            return dict(self._statuses)
+
+    def prometheus_text(self) -> str:
+        statuses = self.snapshot().values()
+        online = sum(1 for s in statuses if s.status.state == "online")
+        return "".join([
+            "# HELP hinode_status_broker_connected 1 while the status tracker is connected to the broker\n",
+            "# TYPE hinode_status_broker_connected gauge\n",
+            f"hinode_status_broker_connected {int(self.broker_connected)}\n",
+            "# HELP hinode_status_messages_total Agent status messages received\n",
+            "# TYPE hinode_status_messages_total counter\n",
+            f"hinode_status_messages_total {self.messages_total}\n",
+            "# HELP hinode_status_invalid_total Agent status messages refused (bad topic or payload)\n",
+            "# TYPE hinode_status_invalid_total counter\n",
+            f"hinode_status_invalid_total {self.invalid_total}\n",
+            "# HELP hinode_status_agents Agents with a known status, by state\n",
+            "# TYPE hinode_status_agents gauge\n",
+            f'hinode_status_agents{{state="online"}} {online}\n',
+            f'hinode_status_agents{{state="offline"}} {len(statuses) - online}\n',
+        ])

@@ -1,0 +1,63 @@
+"""Helpers for the API, board and status tests (no tests here).
+
+The app runs in a real uvicorn on a free port (in a thread), InfluxDB gets line protocol
+the way the ingest writes it, and agent statuses are retained messages on the real broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Iterator
+
+import httpx
+import paho.mqtt.client as mqtt
+import uvicorn
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hinode import contract, services
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+@contextlib.contextmanager
+def serve_app(app) -> Iterator[str]:
+    """Run ``app`` (lifespan included) in uvicorn on a free loopback port; yields its base URL."""
+    port = services.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: server.started), "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def write_lines(influx_url: str, lines: list[str], database: str = "hinode") -> None:
+    httpx.post(f"{influx_url}/query", data={"q": f'CREATE DATABASE "{database}"'}).raise_for_status()
+    response = httpx.post(f"{influx_url}/write", params={"db": database, "precision": "ms"},
+                          content="\n".join(lines))
+    assert response.status_code == 204, response.text
+
+
+def publish_retained(port: int, statuses: list[contract.AgentStatus]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for status in statuses:
+            client.publish(contract.status_topic(status.site, status.agent), contract.encode(status),
+                           qos=1, retain=True).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
