@@ -24,6 +24,8 @@ import gzip as gzip_module
 import json
 from typing import Any, Iterable
 
+from urllib.parse import urlsplit, urlunsplit
+
 import httpx
 
 from cloud.config import InfluxConfig
@@ -68,6 +70,17 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def redact_url(url: str) -> str:
+    """The URL without any ``user:password@`` part, for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, "***@" + netloc, parts.path, parts.query, parts.fragment))
+
+
 def _server_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -97,6 +110,7 @@ class InfluxClient:
         self.database = config.database
         self.retention_policy = config.retention_policy
         self.gzip = gzip
+        self.display_url = redact_url(config.url)
         headers = {"User-Agent": "hinode-ingest"}
         auth = None
         if config.token is not None:
@@ -122,9 +136,9 @@ class InfluxClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise InfluxUnavailable(f"InfluxDB at {self.config.url} timed out ({type(exc).__name__})") from None
+            raise InfluxUnavailable(f"InfluxDB at {self.display_url} timed out ({type(exc).__name__})") from None
         except httpx.RequestError as exc:
-            raise InfluxUnavailable(f"InfluxDB at {self.config.url} unreachable: {exc or type(exc).__name__}") from None
+            raise InfluxUnavailable(f"InfluxDB at {self.display_url} unreachable: {exc or type(exc).__name__}") from None
         status = response.status_code
         if status in (401, 403):
             raise InfluxAuthError(f"InfluxDB refused the credentials ({status}): {_server_message(response)}", status)

@@ -18,6 +18,7 @@ import signal
 import threading
 
 from cloud.config import CloudConfig
+from cloud.influx import redact_url
 from cloud.ingest.service import IngestService
 
 __all__ = ["IngestService", "run_ingest"]
@@ -38,7 +39,7 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
         service.start()
         log.info("ingest started: MQTT %s:%d (client id %s, share group %s) -> InfluxDB %s database %s",
                  config.mqtt.host, config.mqtt.port, config.mqtt.client_id, config.mqtt.share_group,
-                 config.influx.url, config.influx.database)
+                 redact_url(config.influx.url), config.influx.database)
         while not stop.wait(1.0):
             pass
         log.info("stopping ingest")

@@ -61,6 +61,7 @@ class IngestService:
         self._writer = BatchWriter(self.influx, ingest, self.counters, self.seq,
                                    create_database=config.influx.create_database, give_up=self._give_up)
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self.client = self._make_client()
         if ingest.queue_max_messages < ingest.max_inflight:
             log.warning("ingest.queue_max_messages (%d) < ingest.max_inflight (%d): the MQTT network thread "
@@ -160,6 +161,9 @@ class IngestService:
         Whatever is not done within ``timeout`` (e.g. InfluxDB is down) stays
         unacknowledged in the broker's session and is redelivered on the next start.
         """
+        if self._stopped:
+            return
+        self._stopped = True
         deadline = time.monotonic() + timeout
         self._closing.set()
         if self._thread is not None:

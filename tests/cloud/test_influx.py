@@ -65,6 +65,14 @@ def test_stopped_influx_is_retryable_and_the_client_recovers(client, influx):
     assert client.query("SELECT count(p) FROM meter")[0]["values"] == [[0, 2]]
 
 
+def test_credentials_in_the_url_never_reach_error_messages():
+    port = services.free_port()  # nothing listens there
+    with InfluxClient(InfluxConfig(url=f"http://writer:url-secret@127.0.0.1:{port}")) as c:
+        with pytest.raises(InfluxUnavailable) as caught:
+            c.write_lines([f"meter,site=s p=1 {TS}"])
+    assert "url-secret" not in str(caught.value) and f"***@127.0.0.1:{port}" in str(caught.value)
+
+
 def test_field_type_conflict_is_rejected_with_the_server_message(client):
     client.write_lines([f"meter,site=s power_w=1.5 {TS}"])
     with pytest.raises(InfluxRejected) as caught:
