@@ -1,0 +1,195 @@
+"""One connection to one Modbus endpoint, used by one request at a time.
+
+An endpoint is a TCP server (host:port), an RTU-over-TCP gateway (host:port) or a
+serial port. Every device behind it shares this link; the endpoint runner calls
+``read`` sequentially, so requests never interleave on a bus or gateway.
+Errors are classified into the codes the source counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from device_profiles.schema import RegisterFunction
+from edge_agent.sources.modbus.config import DEFAULT_TCP_PORT, DeviceBase, SerialSettings, TransportConfig
+
+EXCEPTION_NAMES = {
+    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "device failure",
+    5: "acknowledge", 6: "device busy", 8: "memory parity error", 10: "gateway path unavailable",
+    11: "gateway target failed to respond",
+}
+
+
+class DeviceError(Exception):
+    """A failed request for one device; the link itself is still usable."""
+
+    code = "device_error"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class DeviceTimeout(DeviceError):
+    code = "timeout"
+
+
+class DeviceException(DeviceError):
+    """The device answered with a Modbus exception response."""
+
+    def __init__(self, exception_code: int, function: RegisterFunction, address: int, count: int):
+        name = EXCEPTION_NAMES.get(exception_code, "unknown")
+        super().__init__(f"exception {exception_code} ({name}) reading {function} {address}+{count}",
+                         code=f"exception_{exception_code}")
+        self.exception_code = exception_code
+
+
+class LinkDown(Exception):
+    """The connection is gone (refused, closed by the peer, serial port missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    transport: str
+    host: str = ""
+    port: int = 0
+    serial: SerialSettings | None = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.transport, self.serial.port if self.serial else self.host, self.port)
+
+    def __str__(self) -> str:
+        if self.serial:
+            return f"{self.serial.port} (rtu {self.serial.baudrate} {self.serial.bytesize}{self.serial.parity}{self.serial.stopbits})"
+        return f"{self.host}:{self.port} ({self.transport})"
+
+
+def endpoint_of(config: TransportConfig, device: DeviceBase) -> Endpoint:
+    if config.transport == "rtu":
+        return Endpoint("rtu", serial=config.serial)
+    return Endpoint(config.transport, host=device.host or config.host or "",
+                    port=device.port or config.port or DEFAULT_TCP_PORT)
+
+
+def group_by_endpoint(config: TransportConfig, devices: list) -> dict[Endpoint, list]:
+    """Devices grouped by the connection they share, in config order."""
+    groups: dict[tuple, tuple[Endpoint, list]] = {}
+    for device in devices:
+        endpoint = endpoint_of(config, device)
+        groups.setdefault(endpoint.key, (endpoint, []))[1].append(device)
+    return {endpoint: members for endpoint, members in groups.values()}
+
+
+class ModbusLink:
+    def __init__(self, endpoint: Endpoint, timeout_s: float, retries: int, pause_s: float,
+                 log: logging.Logger):
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.pause_s = pause_s
+        self.log = log
+        self.requests = 0
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._last_request_end = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    def _new_client(self):
+        common = dict(timeout=self.timeout_s, retries=self.retries, reconnect_delay=0, name=str(self.endpoint))
+        if self.endpoint.transport == "rtu":
+            serial = self.endpoint.serial
+            return AsyncModbusSerialClient(serial.port, framer=FramerType.RTU, baudrate=serial.baudrate,
+                                           parity=serial.parity, stopbits=serial.stopbits,
+                                           bytesize=serial.bytesize, **common)
+        framer = FramerType.RTU if self.endpoint.transport == "rtu_over_tcp" else FramerType.SOCKET
+        return AsyncModbusTcpClient(self.endpoint.host, port=self.endpoint.port, framer=framer, **common)
+
+    async def connect(self) -> bool:
+        """Open a fresh connection; False (never an exception) when that fails."""
+        self.close()
+        client = self._new_client()
+        # Devices behind a gateway may time out for good while their neighbours answer;
+        # the runner decides when a link is dead, not pymodbus's no-response counter.
+        client.set_max_no_responses(1_000_000)
+        try:
+            ok = await client.connect()
+        except (OSError, ModbusException) as exc:      # e.g. a serial port that does not exist
+            self.log.debug("connect %s failed: %s", self.endpoint, exc)
+            ok = False
+        if not ok:
+            client.close()
+            return False
+        self._client = client
+        self._set_nodelay()
+        return True
+
+    def _set_nodelay(self) -> None:
+        transport = getattr(self._client.ctx, "transport", None)
+        sock = transport.get_extra_info("socket") if transport else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def nodelay(self) -> bool | None:
+        """TCP_NODELAY of the live socket (None for serial links)."""
+        transport = getattr(self._client.ctx, "transport", None) if self._client else None
+        sock = transport.get_extra_info("socket") if transport else None
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    async def read(self, function: RegisterFunction, address: int, count: int, unit: int) -> list:
+        """Values of one block: ints for registers, bools for coils/discrete inputs."""
+        client = self._client
+        if client is None or not client.connected:
+            raise LinkDown(f"not connected to {self.endpoint}")
+        if self.pause_s:
+            wait = self._last_request_end + self.pause_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self.requests += 1
+        try:
+            if function is RegisterFunction.HOLDING:
+                response = await client.read_holding_registers(address, count=count, device_id=unit)
+            elif function is RegisterFunction.INPUT:
+                response = await client.read_input_registers(address, count=count, device_id=unit)
+            elif function is RegisterFunction.COIL:
+                response = await client.read_coils(address, count=count, device_id=unit)
+            else:
+                response = await client.read_discrete_inputs(address, count=count, device_id=unit)
+        except ConnectionException as exc:
+            raise LinkDown(f"{self.endpoint}: {exc}") from None
+        except ModbusIOException as exc:
+            if not client.connected:
+                raise LinkDown(f"{self.endpoint}: connection lost") from None
+            if "No response" in str(exc):
+                raise DeviceTimeout(f"no response from unit {unit} within {self.timeout_s}s "
+                                    f"({self.retries} retries) reading {function} {address}+{count}") from None
+            raise DeviceError(f"bad response from unit {unit}: {exc}", code="bad_response") from None
+        except ModbusException as exc:
+            raise DeviceError(f"bad response from unit {unit}: {exc}", code="bad_response") from None
+        finally:
+            self._last_request_end = time.monotonic()
+        if response.isError():
+            raise DeviceException(response.exception_code, function, address, count)
+        values = response.bits[:count] if function.is_bit else response.registers
+        if len(values) != count:
+            raise DeviceError(f"unit {unit} returned {len(values)} values for {function} {address}+{count}",
+                              code="bad_response")
+        return values
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,26 @@
+"""``type: sunspec``: SunSpec meters (models 201-204), found by discovery instead of a profile."""
+
+from __future__ import annotations
+
+from edge_agent.sources.base import SourceContext
+from edge_agent.sources.modbus.link import group_by_endpoint
+from edge_agent.sources.modbus.runner import PollingSource
+from edge_agent.sources.sunspec.config import Config
+from edge_agent.sources.sunspec.models import tables
+from edge_agent.sources.sunspec.poller import SunSpecPoller
+from hinode.contract import DeviceKind
+
+
+class SunSpecSource(PollingSource):
+    type_name = "sunspec"
+
+    def __init__(self, config: Config, context: SourceContext):
+        super().__init__(config, context)
+        tables()          # a broken models.yaml fails here, not at the first poll
+        for endpoint, devices in group_by_endpoint(config, config.devices).items():
+            pollers = []
+            for device in devices:
+                context.register(device.id, DeviceKind.METER)
+                pollers.append(SunSpecPoller(device.id, device.unit, device.base_address,
+                                             config.device_interval(device), context))
+            self.groups[endpoint] = pollers
