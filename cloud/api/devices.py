@@ -63,7 +63,7 @@ async def data_index(reader: InfluxReader, site: str | None) -> dict[tuple[str, 
 @lru_cache(maxsize=256)
 def profile_units(profile: str) -> dict[str, str]:
     """metric -> unit ("" for unitless) in profile order; {} when the profile is unknown."""
-    if not _PROFILE_ID.match(profile or ""):
+    if not _PROFILE_ID.fullmatch(profile or ""):
         return {}
     from device_profiles.schema import ProfileError, load_profile
     try:

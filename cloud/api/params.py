@@ -38,13 +38,13 @@ def _show(value: str) -> str:
 
 
 def check_id(name: str, value: str) -> str:
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise InvalidParameter(name, f"{_show(value)} is not a valid id (expected {contract.ID_PATTERN})")
     return value
 
 
 def check_metric(value: str) -> str:
-    if not _METRIC_RE.match(value):
+    if not _METRIC_RE.fullmatch(value):
         raise InvalidParameter("metric", f"{_show(value)} is not a valid metric name (expected {contract.METRIC_PATTERN})")
     return value
 
@@ -57,7 +57,7 @@ def check_agg(value: str) -> str:
 
 def parse_duration_ms(name: str, value: str) -> int:
     """``10s``, ``1m``, ``30m``, ``2h``, ``1d``, ``500ms`` -> milliseconds."""
-    match = _DURATION_RE.match(value)
+    match = _DURATION_RE.fullmatch(value)
     if not match:
         raise InvalidParameter(name, f"{_show(value)} is not a duration (expected a number and a unit "
                                      "ms/s/m/h/d/w, like 10s, 1m, 30m)")
@@ -69,10 +69,10 @@ def parse_time_ms(name: str, value: str, now_ms: int | None = None) -> int:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if value == "now":
         return now_ms
-    match = _RELATIVE_RE.match(value)
+    match = _RELATIVE_RE.fullmatch(value)
     if match:
         return now_ms - int(match.group(1)) * _UNIT_MS[match.group(2)]
-    if not re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", value):
+    if not re.fullmatch(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", value):
         raise InvalidParameter(name, f"{_show(value)} is not a time (expected RFC3339 like "
                                      "2024-05-01T08:00:00Z, a relative time like -1h or -15m, or now)")
     text = value.replace("Z", "+00:00")

@@ -22,7 +22,7 @@ function prettyMetric(metric) {
 
 function roundFor(value) {
   const magnitude = Math.abs(value);
-  if (magnitude >= 1000) return 0;
+  if (magnitude >= 1000 || magnitude === 0) return 0;
   if (magnitude >= 100) return 1;
   if (magnitude >= 1) return 2;
   return 3;
@@ -40,9 +40,10 @@ function formatValue(value, unit) {
     scaled = value / (mega ? 1e6 : 1e3);
     shownUnit = (mega ? "M" : "k") + unit;
   }
-  const text = scaled.toLocaleString("en-US", {
-    minimumFractionDigits: 0, maximumFractionDigits: roundFor(scaled),
-  });
+  // Measured quantities keep a fixed number of decimals so digits do not jump between
+  // refreshes; unitless whole numbers (counters, queue depths) show none.
+  const digits = Number.isInteger(value) && !unit ? 0 : roundFor(scaled);
+  const text = scaled.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
   return { text, unit: shownUnit };
 }
 
