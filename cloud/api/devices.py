@@ -121,9 +121,8 @@ def empty_completeness() -> dict:
 
 
 def list_devices(seen: dict[tuple[str, str], DataSeen], statuses: dict[tuple[str, str], KnownStatus] | None,
-                 site: str | None, now_ms: int, offline_after_s: int,
-                 completeness: dict[tuple[str, str], dict] | None = None) -> list[dict]:
-    """Devices with data plus devices an agent reports that never sent any."""
+                 site: str | None, now_ms: int, offline_after_s: int) -> list[dict]:
+    """Devices with data plus devices an agent reports that never sent any (completeness left empty)."""
     listed = _status_devices(statuses or {})
     devices: dict[tuple[str, str], dict] = {}
     for key, item in seen.items():
@@ -140,7 +139,7 @@ def list_devices(seen: dict[tuple[str, str], DataSeen], statuses: dict[tuple[str
             continue
         dev.update(judge_device(dev["site"], dev["device"], dev["kind"], dev["agent"], dev["last_seen"],
                                 statuses, listed, now_ms, offline_after_s))
-        dev["completeness"] = (completeness or {}).get(key, empty_completeness())
+        dev["completeness"] = empty_completeness()
         dev["units"] = profile_units(dev["profile"])
         out.append(dev)
     return out

@@ -76,7 +76,7 @@ def raw_value(page, device: str, metric: str) -> str | None:
     return page.get_attribute(f'article[data-device="{device}"] tr[data-metric="{metric}"] [data-role=value]', "data-raw")
 
 
-def test_board_shows_live_values_that_change_and_offline_devices(broker, board):
+def test_board_shows_live_values_that_change_and_offline_devices(broker, influx, board):
     url, plant, tracker = board
     now = int(time.time() * 1000)
     states = [contract.DeviceState(device=d, kind="meter", online=True) for d in METERS]
@@ -145,6 +145,12 @@ def test_board_shows_live_values_that_change_and_offline_devices(broker, board):
             assert page.text_content('article[data-device="press-02"] [data-role=reason]').startswith("no data for")
             assert page.get_attribute('article[data-device="press-01"]', "data-online") == "true"
             assert page.get_attribute("[data-role=connection]", "data-state") == "live"
+
+            # InfluxDB goes away: the board says it is not updating and keeps the last values
+            influx.stop()
+            page.wait_for_selector('[data-role=connection][data-state="error"]', timeout=5_000)
+            assert "503" in page.text_content("[data-role=connection-text]")
+            assert raw_value(page, "press-01", "power_total") is not None
             assert errors == []
         finally:
             browser.close()
