@@ -112,10 +112,12 @@ class EndpointRunner:
                 self.context.device_down(other.poller.device, f"connection lost: {exc}")
             return
         except DeviceError as exc:
-            self.context.count_error(poller.device, exc.code)
-            self.context.device_down(poller.device, str(exc))
-            schedule.failing = True
-            schedule.next_due = time.monotonic() + schedule.retry.next()
+            self._failed(schedule, exc.code, str(exc))
+            return
+        except Exception as exc:       # a library surprise must not stop the whole endpoint
+            self.context.log.exception("%s: device %s: unexpected error while polling", self.context.source_name,
+                                       poller.device)
+            self._failed(schedule, "internal", f"unexpected error: {exc!r}")
             return
         self.context.device_up(poller.device)
         schedule.retry.reset()
@@ -132,6 +134,12 @@ class EndpointRunner:
                 self.context.count_error(poller.device, "overrun", missed)
         if batch.readings:
             await self.emit(batch)
+
+    def _failed(self, schedule: _DeviceSchedule, code: str, message: str) -> None:
+        self.context.count_error(schedule.poller.device, code)
+        self.context.device_down(schedule.poller.device, message)
+        schedule.failing = True
+        schedule.next_due = time.monotonic() + schedule.retry.next()
 
 
 def _due(schedule: _DeviceSchedule) -> float:
