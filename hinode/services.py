@@ -7,6 +7,7 @@ Nagle + delayed ACK: ~580 msg/s instead of ~27,000 on this kind of machine).
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -113,7 +114,10 @@ def mosquitto(data_dir: Path, port: int | None = None, extra_config: str = "",
         # mosquitto's default (1000 queued messages) would silently drop the rest.
         "max_queued_messages 0",
         "max_inflight_messages 100",
-        "message_size_limit 1048576",
+        "max_packet_size 1049600",
+        # Started as root, mosquitto drops to user "mosquitto" and then cannot write its
+        # persistence file into our data directory: stay the user that owns it.
+        f"user {getpass.getuser()}",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {data_dir}/",
         "autosave_interval 5",

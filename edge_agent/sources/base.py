@@ -21,6 +21,7 @@ never stops the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -30,6 +31,21 @@ from typing import AsyncIterator, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from hinode.contract import DeviceKind, Quality, Reading
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds; True if it was set.
+
+    Use this instead of ``asyncio.wait_for(event.wait(), t)``: on Python 3.11 that can
+    swallow a cancellation arriving just as the event fires, leaving a task that never
+    stops (we saw agents hang on SIGTERM).
+    """
+    try:
+        async with asyncio.timeout(max(timeout, 0.0)):
+            await event.wait()
+        return True
+    except TimeoutError:
+        return event.is_set()
 
 
 def now_ms() -> int:

@@ -1,0 +1,94 @@
+"""``python -m edge_agent run --config site.yaml`` | ``check-config site.yaml`` | ``profiles``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+
+def _run(config_path: str) -> int:
+    from edge_agent.agent import Agent
+    from edge_agent.config import ConfigError, load_site_config
+
+    try:
+        config = load_site_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+        await Agent(config).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log every asyncio task's stack, to see what a stuck agent waits for."""
+    import io
+
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=out)
+        task.print_stack(file=out)
+    logging.getLogger("edge_agent").warning("task dump:\n%s", out.getvalue())
+
+
+def _check(config_path: str) -> int:
+    from edge_agent.config import ConfigError, load_site_config
+
+    try:
+        config = load_site_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    devices = sum(len(getattr(c, "devices", [])) for c in config.source_configs)
+    print(f"{config_path}: OK: site {config.site}, agent {config.agent}, "
+          f"{len(config.source_configs)} sources, {devices} devices")
+    return 0
+
+
+def _profiles(paths: list[str]) -> int:
+    from device_profiles.schema import ProfileError, load_profile_file, shipped_profiles
+
+    failed = 0
+    for path in paths or shipped_profiles():
+        try:
+            profile = load_profile_file(path)
+            count = len(getattr(profile, "registers", None) or getattr(profile, "nodes"))
+            print(f"{path}: OK: {profile.id} ({profile.protocol}, {profile.vendor} {profile.model}, {count} metrics)")
+        except ProfileError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge_agent", description="hinode edge agent")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the agent")
+    run.add_argument("--config", "-c", required=True)
+    check = sub.add_parser("check-config", help="validate a site config and exit")
+    check.add_argument("config")
+    profiles = sub.add_parser("check-profile", help="validate device profiles (default: the shipped ones)")
+    profiles.add_argument("paths", nargs="*")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "run":
+        return _run(args.config)
+    if args.command == "check-config":
+        return _check(args.config)
+    return _profiles(args.paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

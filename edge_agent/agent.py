@@ -1,0 +1,216 @@
+"""The edge agent: sources -> durable outbox -> MQTT, plus status, health and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from hinode import contract
+from hinode.contract import AgentStatus, DeviceKind, DeviceState
+from edge_agent.config import SiteConfig, source_plugin
+from edge_agent.forwarder import Forwarder
+from edge_agent.metrics import MetricsServer, render_prometheus
+from edge_agent.mqtt import MqttLink
+from edge_agent.queue import DurableQueue
+from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms, reading
+
+log = logging.getLogger("edge_agent")
+VERSION = "0.1.0"
+
+
+@dataclass
+class SourceRunner:
+    name: str
+    type_name: str
+    context: SourceContext
+    restarts: int = 0
+    rate_mark: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
+    readings_per_s: float = 0.0
+
+
+class Agent:
+    def __init__(self, config: SiteConfig):
+        self.config = config
+        self.queue = DurableQueue(config.queue.path, config.site, config.agent,
+                                  config.queue.max_bytes, config.queue.commit_interval_ms)
+        self.forwarder = Forwarder(self.queue, contract.telemetry_topic(config.site, config.agent),
+                                   window=config.mqtt.max_inflight)
+        self.status_topic = contract.status_topic(config.site, config.agent)
+        self.link = MqttLink(config, self.status_topic, self._status_payload("offline"),
+                             on_puback=self.forwarder.on_puback, on_connect=self._on_connect)
+        self.runners: list[SourceRunner] = []
+        self.started = time.monotonic()
+        self._status_dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.metrics_server: MetricsServer | None = None
+        self.internal_errors = 0
+
+    # ---------------------------------------------------------------- status
+
+    def device_states(self) -> list[DeviceState]:
+        return [DeviceState(device=device, kind=health.kind, online=health.online, error=health.error[:512])
+                for runner in self.runners for device, health in runner.context.devices.items()]
+
+    def _status_payload(self, state: str) -> bytes:
+        status = AgentStatus(site=self.config.site, agent=self.config.agent, state=state, ts=now_ms(),
+                             version=VERSION, devices=self.device_states() if state == "online" else [])
+        return contract.encode(status)
+
+    def _on_connect(self) -> None:
+        self.forwarder.on_connected()
+        self._status_dirty.set()
+
+    async def _status_loop(self) -> None:
+        while True:
+            await self._status_dirty.wait()
+            await asyncio.sleep(0.5)          # coalesce a burst of device changes into one message
+            self._status_dirty.clear()
+            if self.link.connected.is_set():
+                self.link.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
+
+    # ---------------------------------------------------------------- sources
+
+    async def _run_source(self, runner: SourceRunner, source_config) -> None:
+        plugin = source_plugin(runner.type_name)
+        delay = 1.0
+        while True:
+            source = plugin.Source(source_config, runner.context)
+            try:
+                await source.connect()
+                async for batch in source.readings():
+                    self.queue.put(batch)
+                    runner.context.readings += len(batch.readings)
+                    delay = 1.0
+            except asyncio.CancelledError:
+                await source.close()
+                raise
+            except Exception:
+                # A broken plugin must not take the agent down: count, log, restart it.
+                runner.restarts += 1
+                runner.context.count_error("_source", "crash")
+                log.exception("source %s crashed; restarting in %.0fs", runner.name, delay)
+            try:
+                await source.close()
+            except Exception:
+                log.exception("source %s failed to close", runner.name)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60)
+
+    def _on_device_change(self, device, health) -> None:
+        self._status_dirty.set()
+
+    # ---------------------------------------------------------------- health
+
+    def health(self) -> dict:
+        now = time.monotonic()
+        per_source = {}
+        for runner in self.runners:
+            mark_time, mark_count = runner.rate_mark
+            if now - mark_time >= 1.0:
+                runner.readings_per_s = (runner.context.readings - mark_count) / (now - mark_time)
+                runner.rate_mark = (now, runner.context.readings)
+            per_source[runner.name] = {
+                "type": runner.type_name,
+                "readings_total": runner.context.readings,
+                "readings_per_s": runner.readings_per_s,
+                "errors": dict(runner.context.errors),
+                "restarts": runner.restarts,
+                "devices_online": sum(h.online for h in runner.context.devices.values()),
+                "devices_total": len(runner.context.devices),
+            }
+        q, f = self.queue, self.forwarder
+        return {
+            "uptime_s": now - self.started,
+            "mqtt_connected": self.link.connected.is_set(),
+            "mqtt_reconnects": max(0, self.link.connects - 1),
+            "queue_envelopes": q.depth,
+            "queue_readings": q.readings,
+            "queue_bytes": q.bytes,
+            "queue_max_bytes": q.max_bytes,
+            "dropped_readings_total": q.dropped_readings,
+            "dropped_envelopes_total": q.dropped_envelopes,
+            "published_readings_total": f.published_readings,
+            "published_envelopes_total": f.published_envelopes,
+            "rejected_envelopes_total": f.rejected_envelopes,
+            "inflight": len(f.inflight),
+            "internal_errors_total": self.internal_errors,
+            "readings_total": sum(s["readings_total"] for s in per_source.values()),
+            "readings_per_s": sum(s["readings_per_s"] for s in per_source.values()),
+            "errors_total": sum(sum(s["errors"].values()) for s in per_source.values()),
+            "devices_online": sum(s["devices_online"] for s in per_source.values()),
+            "devices_total": sum(s["devices_total"] for s in per_source.values()),
+            "sources": per_source,
+        }
+
+    async def _health_loop(self) -> None:
+        """The agent's own health, sent as telemetry of kind ``agent`` through the same outbox."""
+        while True:
+            await asyncio.sleep(self.config.health_interval_s)
+            h = self.health()
+            ts = now_ms()
+            names = ("readings_per_s", "readings_total", "queue_envelopes", "queue_readings", "queue_bytes",
+                     "dropped_readings_total", "published_readings_total", "rejected_envelopes_total",
+                     "errors_total", "devices_online", "devices_total", "mqtt_reconnects", "uptime_s")
+            readings = [reading(ts, name, float(h[name])) for name in names]
+            self.queue.put(DeviceBatch(device=self.config.agent, kind=DeviceKind.AGENT,
+                                       profile="hinode-agent", readings=readings))
+
+    # ---------------------------------------------------------------- life cycle
+
+    async def _supervised(self, fn, *args) -> None:
+        """Run an internal loop forever; a bug in it is logged loudly and the loop restarted."""
+        while True:
+            try:
+                await fn(*args)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.internal_errors += 1
+                log.exception("internal task %s failed; restarting it", getattr(fn, "__name__", fn))
+                await asyncio.sleep(1)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        await self.queue.open()
+        for source_config in config.source_configs:
+            context = SourceContext(source_name=source_config.name,
+                                    log=logging.getLogger(f"edge_agent.sources.{source_config.type}"),
+                                    profile_dirs=config.profile_dirs)
+            context.on_state_change = self._on_device_change
+            self.runners.append(SourceRunner(source_config.name, source_config.type, context))
+        if config.metrics.listen:
+            self.metrics_server = MetricsServer(config.metrics.listen, lambda: render_prometheus(self.health()))
+            await self.metrics_server.start()
+        await self.link.start()
+        self._tasks = [asyncio.create_task(self._supervised(self.forwarder.run, self.link), name="forwarder"),
+                       asyncio.create_task(self._supervised(self._status_loop), name="status"),
+                       asyncio.create_task(self._supervised(self._health_loop), name="health")]
+        self._tasks += [asyncio.create_task(self._run_source(runner, cfg), name=f"source-{runner.name}")
+                        for runner, cfg in zip(self.runners, config.source_configs)]
+        log.info("agent %s/%s running: %d sources, outbox %s", config.site, config.agent,
+                 len(self.runners), config.queue.path)
+        await stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self, drain_timeout_s: float = 3.0) -> None:
+        """Stop polling, then give the broker a moment to take what is stored; the rest replays next start."""
+        producers = [t for t in self._tasks if t.get_name() not in ("forwarder", "status")]
+        for task in producers:
+            task.cancel()
+        await asyncio.gather(*producers, return_exceptions=True)
+        await self.queue.flush()
+        deadline = time.monotonic() + drain_timeout_s
+        while self.queue.depth and self.link.connected.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await self.queue.flush()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.link.stop(self.status_topic, self._status_payload("offline"))
+        if self.metrics_server:
+            await self.metrics_server.stop()
+        await self.queue.close()
+        log.info("agent stopped; %d envelopes stay in the outbox", self.queue.depth)
