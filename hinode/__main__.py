@@ -1,0 +1,5 @@
+import sys
+
+from hinode.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""``hinode``: the umbrella command.
+
+    hinode up [--data-dir DIR] ...      the whole pipeline with simulators
+    hinode agent ...                    = python -m edge_agent ...
+    hinode cloud ...                    = python -m cloud ...
+    hinode sim ...                      = python -m simulators ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+
+def _delegate(module: str, args: list[str]) -> int:
+    sys.argv = [f"python -m {module}", *args]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    delegates = {"agent": "edge_agent", "cloud": "cloud", "sim": "simulators"}
+    if argv and argv[0] in delegates:
+        return _delegate(delegates[argv[0]], argv[1:])
+    parser = argparse.ArgumentParser(prog="hinode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run broker, InfluxDB, cloud, simulators and an edge agent")
+    up.add_argument("--data-dir", type=Path, default=Path("data"))
+    up.add_argument("--modbus-meters", type=int, default=12)
+    up.add_argument("--sunspec-meters", type=int, default=2)
+    up.add_argument("--opcua-meters", type=int, default=8)
+    up.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    up.add_argument("--api-port", type=int, default=8080)
+    for name in delegates:
+        sub.add_parser(name, help=f"same as python -m {delegates[name]}")
+    args = parser.parse_args(argv)
+    from hinode.up import Plan, run
+    return run(Plan(data_dir=args.data_dir, modbus_meters=args.modbus_meters, sunspec_meters=args.sunspec_meters,
+                    opcua_meters=args.opcua_meters, poll_s=args.poll, api_port=args.api_port))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

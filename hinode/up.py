@@ -1,0 +1,223 @@
+"""``hinode up``: the whole pipeline on one machine, with simulated factories.
+
+Starts, in a data directory: a private Mosquitto and InfluxDB, the cloud ingest +
+API + board, Modbus/SunSpec/OPC UA meter simulators and one edge agent polling all
+of them; prints the board URL and a live status line. Ctrl-C stops everything in
+reverse order. A second run reuses the data directory (and its ports when free).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from hinode import services
+from hinode.services import ManagedProcess, free_port, port_open
+
+
+@dataclass
+class Plan:
+    data_dir: Path
+    modbus_meters: int = 12
+    sunspec_meters: int = 2
+    opcua_meters: int = 8
+    poll_s: float = 1.0
+    api_port: int = 8080
+    site: str = "hitachi-omika"
+    agent: str = "edge-01"
+
+
+def _ports(data_dir: Path, wanted: dict[str, int]) -> dict[str, int]:
+    """Reuse the ports of the last run when free, so the board URL stays the same."""
+    path = data_dir / "ports.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    ports = {}
+    for name, default in wanted.items():
+        for candidate in (previous.get(name), default):
+            if candidate and candidate not in ports.values() and not port_open("127.0.0.1", candidate):
+                ports[name] = candidate
+                break
+        else:
+            ports[name] = free_port()
+    path.write_text(json.dumps(ports, indent=2))
+    return ports
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _http_json(url: str, timeout: float = 2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def _wait_http(url: str, what: str, proc: ManagedProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.running:
+            raise services.ServiceError(f"{what} exited; log: {proc.log_path}\n"
+                                        + proc.log_path.read_text(errors="replace")[-2000:])
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise services.ServiceError(f"{what} not ready at {url} within {timeout}s; log: {proc.log_path}")
+
+
+def site_config(plan: Plan, ports: dict[str, int]) -> dict:
+    """The edge agent's site.yaml for the simulated factory."""
+    modbus_devices = [{"id": f"meter-{i:02d}", "unit": i, "profile": "hinode-sim-meter"}
+                      for i in range(1, plan.modbus_meters + 1)]
+    opcua_devices = [{"id": f"opcua-meter-{i:02d}", "profile": "hinode-sim-meter-opcua", "node_name": f"Meter{i:02d}"}
+                     for i in range(1, plan.opcua_meters + 1)]
+    sunspec_devices = [{"id": f"sunspec-meter-{i:02d}", "unit": i} for i in range(1, plan.sunspec_meters + 1)]
+    sources = [{"type": "modbus", "name": "hall-a-modbus", "transport": "tcp", "host": "127.0.0.1",
+                "port": ports["modbus"], "poll_interval_s": plan.poll_s, "devices": modbus_devices}]
+    if sunspec_devices:
+        sources.append({"type": "sunspec", "name": "rooftop-sunspec", "transport": "tcp", "host": "127.0.0.1",
+                        "port": ports["sunspec"], "poll_interval_s": plan.poll_s, "devices": sunspec_devices})
+    if opcua_devices:
+        sources.append({"type": "opcua", "name": "line-2-opcua", "endpoint": f"opc.tcp://127.0.0.1:{ports['opcua']}/hinode/",
+                        "mode": "subscribe", "publishing_interval_ms": int(plan.poll_s * 1000),
+                        "sampling_interval_ms": int(plan.poll_s * 500), "devices": opcua_devices})
+    return {
+        "site": plan.site, "agent": plan.agent,
+        "mqtt": {"host": "127.0.0.1", "port": ports["mqtt"]},
+        "queue": {"path": str(plan.data_dir / "edge" / "outbox.db"), "max_bytes": "256MiB"},
+        "metrics": {"listen": f"127.0.0.1:{ports['agent_metrics']}"},
+        "health_interval_s": 5,
+        "sources": sources,
+    }
+
+
+class Platform:
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.data = plan.data_dir.resolve()
+        self.data.mkdir(parents=True, exist_ok=True)
+        (self.data / "logs").mkdir(exist_ok=True)
+        self.ports = _ports(self.data, {"mqtt": 18830, "influx": 18086, "api": plan.api_port, "modbus": 15020,
+                                        "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108})
+        self.procs: list[ManagedProcess] = []
+
+    def _proc(self, name: str, argv: list[str], port: int) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.data / "logs" / f"{name}.log", port,
+                              env={"PYTHONUNBUFFERED": "1"})
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        p, plan = self.ports, self.plan
+        broker = services.mosquitto(self.data / "mosquitto", p["mqtt"])
+        influx = services.influxdb(self.data / "influxdb", p["influx"])
+        for proc in (broker, influx):
+            self.procs.append(proc)
+            proc.start(timeout=60)
+        cloud = self._proc("cloud", _python("-m", "cloud", "serve", "--mqtt-port", str(p["mqtt"]),
+                                            "--influx-url", f"http://127.0.0.1:{p['influx']}",
+                                            "--port", str(p["api"])), p["api"])
+        cloud.start(timeout=60)
+        _wait_http(f"http://127.0.0.1:{p['api']}/readyz", "cloud", cloud)
+        sims = [self._proc("sim-modbus", _python("-m", "simulators", "modbus", "--port", str(p["modbus"]),
+                                                 "--meters", str(plan.modbus_meters)), p["modbus"])]
+        if plan.sunspec_meters:
+            sims.append(self._proc("sim-sunspec", _python("-m", "simulators", "modbus", "--sunspec", "--port",
+                                                          str(p["sunspec"]), "--meters", str(plan.sunspec_meters)),
+                                   p["sunspec"]))
+        if plan.opcua_meters:
+            sims.append(self._proc("sim-opcua", _python("-m", "simulators", "opcua", "--port", str(p["opcua"]),
+                                                        "--meters", str(plan.opcua_meters)), p["opcua"]))
+        for sim in sims:
+            sim.start(timeout=60)
+        site_yaml = self.data / "edge" / "site.yaml"
+        site_yaml.parent.mkdir(exist_ok=True)
+        site_yaml.write_text(yaml.safe_dump(site_config(plan, p), sort_keys=False))
+        agent = self._proc("edge-agent", _python("-m", "edge_agent", "run", "--config", str(site_yaml)),
+                           p["agent_metrics"])
+        agent.start(timeout=60)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    # ---------------------------------------------------------------- status line
+
+    def status(self) -> str:
+        p = self.ports
+        parts = []
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{p['agent_metrics']}/metrics", timeout=2).read().decode()
+            m = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+                     and "{" not in line)
+            parts += [f"readings/s {float(m['hinode_agent_readings_per_s']):7.1f}",
+                      f"queue {int(float(m['hinode_agent_queue_envelopes']))}",
+                      f"dropped {int(float(m['hinode_agent_dropped_readings_total']))}"]
+        except (OSError, KeyError, ValueError):
+            parts.append("agent: no answer")
+        try:
+            devices = _http_json(f"http://127.0.0.1:{p['api']}/api/devices")
+            devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
+            meters = [d for d in devices if d.get("kind") != "agent"]
+            online = sum(1 for d in meters if d.get("online"))
+            missing = sum((d.get("completeness") or {}).get("missing") or 0 for d in meters)
+            parts += [f"devices online {online}/{len(meters)}", f"missing readings {missing}"]
+        except (OSError, ValueError):
+            parts.append("cloud: no answer")
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{p['api']}/metrics", timeout=2).read().decode()
+            for line in text.splitlines():
+                if line.startswith("hinode_ingest_lag_p50_ms "):
+                    parts.append(f"ingest lag p50 {float(line.split()[1]):.0f} ms")
+        except OSError:
+            pass
+        return " | ".join(parts)
+
+
+def run(plan: Plan) -> int:
+    platform = Platform(plan)
+    stopping = False
+
+    def _stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        print(f"hinode: starting in {platform.data} ...", flush=True)
+        platform.start()
+        url = f"http://127.0.0.1:{platform.ports['api']}/"
+        print(f"hinode: board  {url}\nhinode: API    {url}docs\nhinode: logs   {platform.data / 'logs'}\n"
+              f"hinode: {plan.modbus_meters} Modbus + {plan.sunspec_meters} SunSpec + {plan.opcua_meters} OPC UA "
+              f"meters, polled every {plan.poll_s}s. Ctrl-C stops everything.", flush=True)
+        interactive = sys.stdout.isatty()
+        while not stopping:
+            for proc in platform.procs:
+                if not proc.running:
+                    print(f"\nhinode: {proc.name} exited; see {proc.log_path}", file=sys.stderr)
+                    stopping = True
+            line = platform.status()
+            print(("\r" + line.ljust(120)) if interactive else line, end="" if interactive else "\n", flush=True)
+            for _ in range(20):
+                if stopping:
+                    break
+                time.sleep(0.1)
+        return 0
+    except services.ServiceError as exc:
+        print(f"hinode: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nhinode: stopping ...", flush=True)
+        platform.stop()
+        print("hinode: stopped; data kept in", platform.data, flush=True)
