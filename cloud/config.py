@@ -58,6 +58,7 @@ class IngestConfig(_Strict):
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=10.0, gt=0)
     max_inflight: int = Field(default=1000, ge=1, description="MQTT receive maximum: unacked messages the broker may send")
+    heartbeat_s: float = Field(default=1.0, gt=0, description="how often a subscribed ingest tells agents it listens")
 
 
 class ApiConfig(_Strict):

@@ -39,7 +39,8 @@ class Agent:
                                    window=config.mqtt.max_inflight)
         self.status_topic = contract.status_topic(config.site, config.agent)
         self.link = MqttLink(config, self.status_topic, self._status_payload("offline"),
-                             on_puback=self.forwarder.on_puback, on_connect=self._on_connect)
+                             on_puback=self.forwarder.on_puback, on_connect=self._on_connect,
+                             on_disconnect=self.forwarder.on_disconnected)
         self.runners: list[SourceRunner] = []
         self.started = time.monotonic()
         self._status_dirty = asyncio.Event()
@@ -124,6 +125,7 @@ class Agent:
         return {
             "uptime_s": now - self.started,
             "mqtt_connected": self.link.connected.is_set(),
+            "waiting_for_ingest": self.forwarder.waiting_for_ingest,
             "mqtt_reconnects": max(0, self.link.connects - 1),
             "queue_envelopes": q.depth,
             "queue_readings": q.readings,

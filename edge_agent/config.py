@@ -64,6 +64,8 @@ class MqttConfig(_Strict):
     client_id: str | None = Field(default=None, description="default: hinode-<site>-<agent>")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     max_inflight: int = Field(default=200, ge=1, le=65535, description="QoS 1 messages awaiting PUBACK")
+    wait_for_ingest: bool = Field(default=True, description="publish telemetry only while a cloud ingest heartbeat is heard")
+    ingest_timeout_s: float = Field(default=5.0, gt=0, description="heartbeat silence after which publishing pauses")
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
 

@@ -31,12 +31,19 @@ class Forwarder:
         self.published_envelopes = 0
         self.published_readings = 0
         self.rejected_envelopes = 0
+        self.waiting_for_ingest = False
         self._acked = asyncio.Event()
         queue.protected_ids = lambda: {row_id for row_id, _ in self.inflight.values()}
 
     def on_connected(self) -> None:
         """A (re)connect: everything stored so far that paho does not hold yet is backlog."""
         self.watermark = max(self.watermark, self.queue.last_id)
+
+    def on_disconnected(self) -> None:
+        """The MQTT client dropped its unacknowledged messages: resend them from the outbox."""
+        self.inflight.clear()
+        self.cursor = self.live_cursor = 0
+        self._acked.set()
 
     def on_puback(self, mid: int, ok: bool) -> None:
         entry = self.inflight.pop(mid, None)
@@ -57,6 +64,16 @@ class Forwarder:
         self.link = link
         while True:
             await link.connected.wait()
+            if link.config.mqtt.wait_for_ingest and not link.ingest_alive():
+                if not self.waiting_for_ingest:
+                    log.info("holding telemetry until a cloud ingest is heard on %s", link.config.mqtt.host)
+                self.waiting_for_ingest = True
+                link.ingest_heard.clear()
+                await wait_event(link.ingest_heard, 1.0)
+                continue
+            if self.waiting_for_ingest:
+                log.info("cloud ingest heard; sending %d stored envelopes", self.queue.depth)
+                self.waiting_for_ingest = False
             free = self.window - len(self.inflight)
             if free <= 0:
                 await self._wait_ack(1.0)

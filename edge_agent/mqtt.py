@@ -12,11 +12,13 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from typing import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from hinode import contract
 from edge_agent.config import SiteConfig
 from edge_agent.sources.base import wait_event
 
@@ -25,10 +27,15 @@ log = logging.getLogger("edge_agent.mqtt")
 
 class MqttLink:
     def __init__(self, config: SiteConfig, will_topic: str, will_payload: bytes,
-                 on_puback: Callable[[int, bool], None], on_connect: Callable[[], None] | None = None):
+                 on_puback: Callable[[int, bool], None], on_connect: Callable[[], None] | None = None,
+                 on_disconnect: Callable[[], None] | None = None):
         self.config = config
         self.on_puback = on_puback
         self.on_connect_cb = on_connect
+        self.on_disconnect_cb = on_disconnect
+        self.ingest_heard = asyncio.Event()
+        self.last_heartbeat = 0.0
+        self.connected_at = 0.0
         self.connected = asyncio.Event()
         self.connects = 0
         self.disconnects = 0
@@ -55,6 +62,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
@@ -143,6 +151,8 @@ class MqttLink:
             self._lost.set()
             return
         self.connects += 1
+        self.connected_at = time.monotonic()
+        client.subscribe(contract.INGEST_HEARTBEAT_TOPIC, qos=0)
         log.info("MQTT connected to %s:%d as %s", self.config.mqtt.host, self.config.mqtt.port, self.config.client_id)
         self.connected.set()
         if self.on_connect_cb:
@@ -155,6 +165,22 @@ class MqttLink:
                 log.warning("MQTT disconnected (%s); reconnecting", reason_code)
         self.connected.clear()
         self._lost.set()
+        # paho would resend its unacknowledged messages right after the reconnect, before an
+        # ingest may have re-subscribed; the outbox still holds them, so let the forwarder
+        # send them again once the ingest is heard.
+        self.client.drop_out_messages()
+        if self.on_disconnect_cb:
+            self.on_disconnect_cb()
+
+    def ingest_alive(self) -> bool:
+        """An ingest heartbeat was heard on this connection, recently."""
+        return (self.last_heartbeat > self.connected_at
+                and time.monotonic() - self.last_heartbeat < self.config.mqtt.ingest_timeout_s)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic == contract.INGEST_HEARTBEAT_TOPIC:
+            self.last_heartbeat = time.monotonic()
+            self.ingest_heard.set()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.on_puback(mid, not reason_code.is_failure)

@@ -10,6 +10,8 @@ Topic tree (schema version 1)::
                                                            the MQTT will publishes state=offline)
     hinode/v1/{site}/{agent}/cmd/{command}  cloud -> edge  reserved for commands
     hinode/v1/_deadletter/{reason}          cloud          DeadLetter: payloads the ingest refused
+    hinode/v1/_ingest/heartbeat             cloud -> edge  IngestHeartbeat (QoS 0, not retained):
+                                                           "an ingest is subscribed right now"
 
 Payloads are JSON. Timestamps are integers: milliseconds since the Unix epoch, UTC.
 """
@@ -57,7 +59,7 @@ class Quality(StrEnum):
 # ---------------------------------------------------------------- topics
 
 def _check_id(value: str, what: str) -> str:
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise ValueError(f"{what} {value!r} is not a valid id (expected {ID_PATTERN})")
     return value
 
@@ -79,6 +81,10 @@ def command_filter(site: str, agent: str) -> str:
     return f"{TOPIC_ROOT}/{_check_id(site, 'site')}/{_check_id(agent, 'agent')}/cmd/#"
 
 
+# Edge agents publish telemetry only while they hear this: after a broker restart,
+# Mosquitto 2.0 restores sessions but not shared subscriptions, so telemetry published
+# before the ingest has re-subscribed would be accepted (PUBACK) and then discarded.
+INGEST_HEARTBEAT_TOPIC = f"{TOPIC_ROOT}/_ingest/heartbeat"
 TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/+/telemetry"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/+/status"
 DEAD_LETTER_FILTER = f"{DEAD_LETTER_ROOT}/#"
@@ -152,6 +158,12 @@ class AgentStatus(_Strict):
     ts: int = Field(ge=0)
     version: str = ""
     devices: list[DeviceState] = Field(default_factory=list)
+
+
+class IngestHeartbeat(_Strict):
+    v: Literal[1] = SCHEMA_VERSION
+    ingest: str = Field(max_length=128, description="the ingest's MQTT client id")
+    ts: int
 
 
 class DeadLetter(_Strict):

@@ -81,7 +81,7 @@ class IngestService:
                            keyfile=str(mq.tls.key) if mq.tls.key else None)
             if mq.tls.insecure:
                 client.tls_insecure_set(True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=0.25, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -124,6 +124,17 @@ class IngestService:
             log.error("MQTT broker refused the telemetry subscription: %s", failed[0])
             return
         self._ready.set()
+        self._send_heartbeat()
+
+    def _send_heartbeat(self) -> None:
+        beat = contract.IngestHeartbeat(ingest=self.config.mqtt.client_id, ts=time.time_ns() // 1_000_000)
+        self.client.publish(contract.INGEST_HEARTBEAT_TOPIC, contract.encode(beat), qos=0)
+
+    def _run_heartbeat(self) -> None:
+        """Tell edge agents an ingest is subscribed; they hold their outbox when nobody is."""
+        while not self._closing.wait(self.config.ingest.heartbeat_s):
+            if self._ready.is_set():
+                self._send_heartbeat()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if self._closing.is_set():
@@ -146,6 +157,7 @@ class IngestService:
             raise RuntimeError("IngestService already started")
         self._thread = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._run_heartbeat, name="ingest-heartbeat", daemon=True).start()
         mq = self.config.mqtt
         self.client.connect_async(mq.host, mq.port, keepalive=mq.keepalive_s, clean_start=False,
                                   properties=self._connect_properties())

@@ -149,6 +149,7 @@ def test_broker_restart_mid_stream_loses_nothing_and_leaves_nothing_unacknowledg
         broker.stop()  # the session (with unacknowledged messages) is saved to the broker's persistence file
         broker.start()
         wait_until(lambda: service.stats()["mqtt_subscribed"], 15, "the ingest reconnected")
+        wait_until(publisher.client.is_connected, 15, "the publisher reconnected")
         infos = [publisher.envelope(meter_envelope(seq)) for seq in range(101, total + 1)]
         for info in infos:
             info.wait_for_publish(15)

@@ -16,6 +16,8 @@ SYNTH = [{"type": "synthetic", "name": "synth", "interval_s": 0.05, "metrics": 5
           "devices": [{"id": d} for d in DEVICES]}]
 
 pytestmark = pytest.mark.timeout(120)
+# No cloud ingest here: a plain subscriber with a persistent session stands in for it.
+NO_INGEST = {"wait_for_ingest": False}
 
 
 def assert_complete(agent: AgentProcess, collector: Collector) -> dict[str, int]:
@@ -31,7 +33,7 @@ def assert_complete(agent: AgentProcess, collector: Collector) -> dict[str, int]
 
 def test_broker_outage_loses_nothing_and_replays_backlog(tmp_path, broker):
     collector = Collector(broker.port)
-    agent = AgentProcess(write_site_config(tmp_path / "site.yaml", broker.port, SYNTH)).start()
+    agent = AgentProcess(write_site_config(tmp_path / "site.yaml", broker.port, SYNTH, mqtt=NO_INGEST)).start()
     try:
         collector.wait_for(lambda c: all(len(c.seqs[d]) >= 10 for d in DEVICES), what="first envelopes")
         broker.stop()
@@ -54,7 +56,7 @@ def test_broker_outage_loses_nothing_and_replays_backlog(tmp_path, broker):
 
 def test_agent_killed_mid_stream_resumes_without_gaps(tmp_path, broker):
     collector = Collector(broker.port)
-    config = write_site_config(tmp_path / "site.yaml", broker.port, SYNTH)
+    config = write_site_config(tmp_path / "site.yaml", broker.port, SYNTH, mqtt=NO_INGEST)
     agent = AgentProcess(config).start()
     try:
         collector.wait_for(lambda c: all(len(c.seqs[d]) >= 20 for d in DEVICES), what="first envelopes")
@@ -74,7 +76,7 @@ def test_agent_killed_mid_stream_resumes_without_gaps(tmp_path, broker):
 
 def test_full_outbox_drops_oldest_and_counts_it(tmp_path, broker):
     collector = Collector(broker.port)
-    config = write_site_config(tmp_path / "site.yaml", broker.port, SYNTH, queue={"max_bytes": "64KiB"})
+    config = write_site_config(tmp_path / "site.yaml", broker.port, SYNTH, queue={"max_bytes": "64KiB"}, mqtt=NO_INGEST)
     agent = AgentProcess(config).start()
     try:
         collector.wait_for(lambda c: all(len(c.seqs[d]) >= 5 for d in DEVICES), what="first envelopes")

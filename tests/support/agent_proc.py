@@ -20,7 +20,8 @@ def write_site_config(path: Path, broker_port: int, sources: list[dict], site: s
                       agent: str = "edge-01", **overrides) -> Path:
     config = {
         "site": site, "agent": agent,
-        "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0,
+                 "ingest_timeout_s": 3.0},
         "queue": {"path": str(path.parent / f"{agent}-queue.db"), "commit_interval_ms": 50},
         "metrics": {"listen": f"127.0.0.1:{free_port()}"},
         "health_interval_s": 1.0,

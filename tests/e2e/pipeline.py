@@ -1,0 +1,133 @@
+"""The whole pipeline as real processes: Mosquitto, InfluxDB, ``python -m cloud serve``,
+``python -m simulators ...`` and ``python -m edge_agent run`` — what a user runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from hinode import services
+from hinode.services import ManagedProcess, free_port
+from tests.support.agent_proc import AgentProcess, write_site_config
+
+
+class Simulator:
+    """A simulator subprocess; ``banner`` is the line it prints (port, pts path)."""
+
+    def __init__(self, args: list[str], log_dir: Path):
+        self.log = open(log_dir / f"sim-{args[0]}-{time.monotonic_ns()}.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "simulators", *args], stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.banner = self.proc.stdout.readline()
+        if not self.banner:
+            raise AssertionError(f"simulator {args} printed nothing; see {self.log.name}")
+
+    @property
+    def tcp_port(self) -> int:
+        return int(re.search(r"127\.0\.0\.1:(\d+)", self.banner).group(1))
+
+    @property
+    def pts(self) -> str:
+        return re.search(r"(/dev/pts/\d+)", self.banner).group(1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+        self.log.close()
+
+
+class Pipeline:
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.broker = services.mosquitto(tmp_path / "mosquitto")
+        self.influx = services.influxdb(tmp_path / "influxdb")
+        self.api_port = free_port()
+        self.cloud = ManagedProcess(
+            "cloud", [sys.executable, "-m", "cloud", "serve", "--mqtt-port", str(self.broker.port),
+                      "--influx-url", self.influx.url, "--port", str(self.api_port)],
+            tmp_path / "cloud.log", self.api_port, env={"PYTHONUNBUFFERED": "1"})
+        self.sims: list[Simulator] = []
+        self.agents: list[AgentProcess] = []
+
+    def start(self) -> "Pipeline":
+        self.broker.start()
+        self.influx.start()
+        self.cloud.start(timeout=60)
+        self.wait(lambda: self.api("/readyz", ok_only=True), "cloud ready", timeout=60)
+        return self
+
+    def simulator(self, *args: str) -> Simulator:
+        sim = Simulator(list(args), self.tmp)
+        self.sims.append(sim)
+        return sim
+
+    def agent(self, sources: list[dict], **overrides) -> AgentProcess:
+        config = write_site_config(self.tmp / f"site-{len(self.agents)}.yaml", self.broker.port, sources,
+                                   site="plant-1", **overrides)
+        agent = AgentProcess(config).start()
+        self.agents.append(agent)
+        return agent
+
+    def stop(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+        for sim in self.sims:
+            sim.stop()
+        for proc in (self.cloud, self.influx, self.broker):
+            proc.stop()
+
+    # ---------------------------------------------------------------- reading back
+
+    def api(self, path: str, ok_only: bool = False):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}{path}", timeout=5) as resp:
+                body = resp.read()
+                return True if ok_only else json.loads(body)
+        except OSError:
+            if ok_only:
+                return False
+            raise
+
+    def query(self, q: str) -> list[dict]:
+        """InfluxQL rows as dicts (tags merged in)."""
+        result = self.influx.query(q, db="hinode")["results"][0]
+        rows = []
+        for series in result.get("series", []):
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values))
+                row.update(series.get("tags", {}))
+                rows.append(row)
+        return rows
+
+    def seq_accounting(self, measurement: str = "meter") -> dict[str, tuple[int, int, int]]:
+        """device -> (distinct seq stored, min seq, max seq), straight from InfluxDB."""
+        rows = self.query(f'SELECT count(distinct("seq")) AS n, min("seq") AS lo, max("seq") AS hi '
+                          f'FROM "{measurement}" GROUP BY "device"')
+        return {r["device"]: (r["n"], r["lo"], r["hi"]) for r in rows}
+
+    def wait(self, predicate, what: str, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = predicate()
+                if last:
+                    return last
+            except (OSError, KeyError, IndexError, ValueError) as exc:
+                last = exc
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what} (last: {last!r}); cloud log tail:\n"
+                             + self.cloud.log_path.read_text(errors="replace")[-1500:])
+
+    def devices(self) -> dict[str, dict]:
+        data = self.api("/api/devices")
+        items = data.get("devices", data) if isinstance(data, dict) else data
+        return {d["device"]: d for d in items}
