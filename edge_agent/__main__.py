@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     profiles.add_argument("paths", nargs="*")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level.upper() != "DEBUG":
+        # pymodbus dumps frames at ERROR on every timeout and asyncua logs a traceback on every
+        # connection loss; our sources log each state change once, with the device's name.
+        for noisy in ("pymodbus", "asyncua"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
     if args.command == "run":
         return _run(args.config)
     if args.command == "check-config":
