@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from hinode.contract import METRIC_PATTERN, DeviceKind
 
@@ -168,8 +168,7 @@ class OpcuaProfile(_Strict):
 Profile = Annotated[Union[ModbusProfile, OpcuaProfile], Field(discriminator="protocol")]
 
 
-class _ProfileFile(BaseModel):
-    profile: Profile
+_PROFILE_ADAPTER = TypeAdapter(Profile)
 
 
 def format_validation_error(path: Path | str, exc: ValidationError, prefix: tuple = ()) -> str:
@@ -190,7 +189,7 @@ def parse_profile(data: object, path: Path | str = "<profile>") -> ModbusProfile
     if data.get("protocol") not in ("modbus", "opcua"):
         raise ProfileError(f"{path}: protocol: expected 'modbus' or 'opcua' (got {data.get('protocol')!r})")
     try:
-        return _ProfileFile.model_validate({"profile": data}).profile
+        return _PROFILE_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise ProfileError(format_validation_error(path, exc)) from None
 

@@ -67,6 +67,16 @@ def reading(ts: int, metric: str, value, unit: str = "", quality: Quality = Qual
     return Reading.model_construct(ts=ts, metric=metric, value=value, unit=unit, quality=quality)
 
 
+def unique_device_ids(devices: list) -> list:
+    """For a ``devices`` field validator: ids must be unique within a source."""
+    seen: set[str] = set()
+    for device in devices:
+        if device.id in seen:
+            raise ValueError(f"device id {device.id!r} appears twice; ids must be unique")
+        seen.add(device.id)
+    return devices
+
+
 class SourceConfigBase(BaseModel):
     """Every source section has ``type`` and ``name``; plugins add their own keys."""
 

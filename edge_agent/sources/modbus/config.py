@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from device_profiles.schema import ModbusProfile, ProfileError, find_profile, load_profile_file
-from edge_agent.sources.base import SourceConfigBase
+from edge_agent.sources.base import SourceConfigBase, unique_device_ids
 from hinode.contract import Ident
 from edge_agent.sources.modbus.planner import plan_reads
 
@@ -69,12 +69,7 @@ class TransportConfig(SourceConfigBase):
     @field_validator("devices")
     @classmethod
     def _unique_ids(cls, devices: list[DeviceBase]) -> list[DeviceBase]:
-        seen: set[str] = set()
-        for device in devices:
-            if device.id in seen:
-                raise ValueError(f"device id {device.id!r} appears twice; ids must be unique")
-            seen.add(device.id)
-        return devices
+        return unique_device_ids(devices)
 
     @model_validator(mode="after")
     def _transport_keys(self) -> "TransportConfig":

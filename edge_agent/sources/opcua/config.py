@@ -18,7 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Vali
                       model_validator)
 
 from device_profiles.schema import OpcuaProfile, ProfileError, find_profile, load_profile_file
-from edge_agent.sources.base import SourceConfigBase
+from edge_agent.sources.base import SourceConfigBase, unique_device_ids
 from hinode.contract import Ident
 
 MIN_DEFAULT_WATCHDOG_S = 5.0
@@ -215,12 +215,7 @@ class Config(SourceConfigBase):
     @field_validator("devices")
     @classmethod
     def _unique_ids(cls, devices: list[Device]) -> list[Device]:
-        seen: set[str] = set()
-        for device in devices:
-            if device.id in seen:
-                raise ValueError(f"device id {device.id!r} appears twice; ids must be unique")
-            seen.add(device.id)
-        return devices
+        return unique_device_ids(devices)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":

@@ -280,3 +280,21 @@ def source_tools():
         context = staticmethod(make_context)
         run = SourceRun
     return Tools
+
+
+# ---------------------------------------------------------------- OPC UA tests (anyio-marked)
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+async def peer():
+    """Two OPC UA meters M1 and M2 on a real asyncua server, values changing every 50 ms."""
+    from tests.edge.sources.opcua_peer import MeterPeer
+
+    meters = MeterPeer(("M1", "M2"), update_s=0.05)
+    await meters.start()
+    yield meters
+    await meters.stop()

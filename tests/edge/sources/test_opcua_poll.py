@@ -9,25 +9,9 @@ import pytest
 
 from hinode.contract import Quality
 
-try:
-    from .opcua_peer import METRICS, MeterPeer, Run, section
-except ImportError:
-    from opcua_peer import METRICS, MeterPeer, Run, section
+from tests.edge.sources.opcua_peer import METRICS, MeterPeer, Run, section
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def peer():
-    meters = MeterPeer(("M1", "M2"), update_s=0.05)
-    await meters.start()
-    yield meters
-    await meters.stop()
 
 
 async def test_poll_reads_every_node_of_each_device_once_per_interval(peer):

@@ -12,25 +12,9 @@ import pytest
 
 from hinode.contract import Quality
 
-try:
-    from .opcua_peer import MeterPeer, Run, free_port, section
-except ImportError:
-    from opcua_peer import MeterPeer, Run, free_port, section
+from tests.edge.sources.opcua_peer import MeterPeer, Run, free_port, section
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(40)]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def peer():
-    meters = MeterPeer(("M1", "M2"), update_s=0.05)
-    await meters.start()
-    yield meters
-    await meters.stop()
 
 
 def fresh(run: Run, device: str, after: int) -> list:

@@ -13,18 +13,10 @@ import pytest
 
 from hinode.certs import make_self_signed
 
-try:
-    from .opcua_peer import MeterPeer, Run, section
-except ImportError:
-    from opcua_peer import MeterPeer, Run, section
+from tests.edge.sources.opcua_peer import MeterPeer, Run, section
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 CLIENT_URI = "urn:hinode:edge:test-gateway"
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")

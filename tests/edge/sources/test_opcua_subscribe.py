@@ -11,25 +11,9 @@ from asyncua.server.monitored_item_service import MonitoredItemService
 
 from hinode.contract import Quality
 
-try:
-    from .opcua_peer import METRICS, MeterPeer, Run, section
-except ImportError:
-    from opcua_peer import METRICS, MeterPeer, Run, section
+from tests.edge.sources.opcua_peer import METRICS, MeterPeer, Run, section
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def peer():
-    meters = MeterPeer(("M1", "M2"), update_s=0.05)
-    await meters.start()
-    yield meters
-    await meters.stop()
 
 
 async def test_two_devices_deliver_changing_values_batched_per_cycle(peer):
