@@ -6,9 +6,10 @@ Errors name the file, the key path and what was expected, like the edge config.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 
 class CloudConfigError(ValueError):
@@ -31,12 +32,22 @@ class MqttConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
+    password_file: Path | None = Field(default=None, description="read the password from this file (0600)")
     tls: MqttTls | None = None
     # Stable per process: the broker keeps this session's unacknowledged messages across restarts.
     client_id: str = "hinode-ingest-1"
     share_group: str = "hinode-ingest"
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     keepalive_s: int = Field(default=30, ge=5)
+
+    @model_validator(mode="after")
+    def _read_password_file(self) -> "MqttConfig":
+        if self.password_file is not None and self.password is None:
+            try:
+                self.password = SecretStr(self.password_file.read_text().strip())
+            except OSError as exc:
+                raise ValueError(f"password_file: cannot read {str(self.password_file)!r}: {exc.strerror}") from None
+        return self
 
 
 class InfluxConfig(_Strict):
@@ -59,6 +70,33 @@ class IngestConfig(_Strict):
     retry_max_s: float = Field(default=10.0, gt=0)
     max_inflight: int = Field(default=1000, ge=1, description="MQTT receive maximum: unacked messages the broker may send")
     heartbeat_s: float = Field(default=1.0, gt=0, description="how often a subscribed ingest tells agents it listens")
+    max_future_s: float = Field(default=300.0, gt=0, description="readings further ahead of the ingest's clock are "
+                                "dead-lettered as clock_skew")
+    max_past_s: float = Field(default=30 * 86400.0, gt=0, description="readings further behind the ingest's clock are "
+                              "dead-lettered as clock_skew")
+
+
+class ApiToken(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["viewer", "admin"] = "viewer"
+    hash: str = Field(pattern=r"^sha256:[0-9a-fA-F]{64}$", description="python -m hinode.security hash-token")
+
+
+class ApiUser(_Strict):
+    username: str = Field(min_length=1, max_length=64)
+    role: Literal["viewer", "admin"] = "viewer"
+    password_hash: str = Field(pattern=r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$",
+                               description="python -m hinode.security add-user")
+
+
+class ApiAuthConfig(_Strict):
+    """API authentication (cloud/api/auth.py). ``enabled``: true, false, or unset = on when any
+    token or user is configured; unset with none configured is allowed only on a loopback host."""
+    enabled: bool | None = None
+    tokens: list[ApiToken] = Field(default_factory=list)
+    users: list[ApiUser] = Field(default_factory=list)
+    secret_file: Path | None = Field(default=None, description="HMAC key for issued tokens (else env HINODE_API_SECRET)")
+    token_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 
 
 class ApiConfig(_Strict):
@@ -66,6 +104,27 @@ class ApiConfig(_Strict):
     port: int = Field(default=8080, ge=0, le=65535)
     completeness_window_s: int = Field(default=3600, ge=10)
     offline_after_s: int = Field(default=30, ge=1, description="a device with no data for this long shows offline")
+    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
+
+    @model_validator(mode="after")
+    def _auth_explicit_off_the_loopback(self) -> "ApiConfig":
+        auth = self.auth
+        if auth.enabled is True and not (auth.tokens or auth.users):
+            raise ValueError("auth.enabled is true but no auth.tokens or auth.users are configured")
+        if auth.enabled is None and not (auth.tokens or auth.users) and not _is_loopback(self.host):
+            raise ValueError(f"host {self.host!r} is reachable from other machines: configure auth.tokens/users "
+                             f"or set auth.enabled: false explicitly")
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class CloudConfig(_Strict):
@@ -92,6 +151,8 @@ def load_cloud_config(path: Path | str | None) -> CloudConfig:
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
             got = err.get("input")
-            got_text = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            # A token or password pasted into the wrong key must not be echoed back.
+            secretish = any(word in key for word in ("password", "hash", "token", "secret"))
+            got_text = "" if isinstance(got, (dict, list)) or secretish else f" (got {got!r})"
             lines.append(f"{path}: {key}: {err['msg']}{got_text}")
         raise CloudConfigError("\n".join(lines)) from None

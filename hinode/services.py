@@ -100,15 +100,20 @@ class ManagedProcess:
 
 
 def mosquitto(data_dir: Path, port: int | None = None, extra_config: str = "",
-              persistence: bool = True) -> ManagedProcess:
-    """A private broker; persistence keeps the ingest's queued session across restarts."""
+              persistence: bool = True, listener_config=None) -> ManagedProcess:
+    """A private broker; persistence keeps the ingest's queued session across restarts.
+
+    ``listener_config(port) -> str`` replaces the plain anonymous loopback listener, e.g. with
+    the TLS listener, password file and ACL from ``hinode.security`` (see ``secure_mosquitto``).
+    """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = data_dir / "mosquitto.conf"
+    listener = (listener_config(port).splitlines() if listener_config is not None
+                else [f"listener {port} 127.0.0.1", "allow_anonymous true"])
     lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
+        *listener,
         "set_tcp_nodelay true",
         # The ingest's persistent session must not lose messages while InfluxDB is down:
         # mosquitto's default (1000 queued messages) would silently drop the rest.
@@ -130,6 +135,13 @@ def mosquitto(data_dir: Path, port: int | None = None, extra_config: str = "",
     conf.write_text("\n".join(lines) + "\n")
     return ManagedProcess("mosquitto", [find_binary("mosquitto"), "-c", str(conf)],
                           data_dir / "mosquitto.log", port)
+
+
+def secure_mosquitto(data_dir: Path, bundle, port: int | None = None, persistence: bool = True) -> ManagedProcess:
+    """A private broker with only a TLS listener on loopback, no anonymous access, and the
+    password file and ACL of a ``hinode.security.bundle.Bundle`` (made by ``python -m hinode.security mqtt``)."""
+    return mosquitto(data_dir, port, persistence=persistence,
+                     listener_config=lambda p: bundle.broker_config(port=p, bind="127.0.0.1"))
 
 
 @dataclass

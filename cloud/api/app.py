@@ -8,10 +8,11 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from cloud.api.auth import Authenticator, board_allowed, install as install_auth
 from cloud.api.influxql import InfluxQueryError, InfluxReader, InfluxUnavailable
 from cloud.api.metrics import ApiMetrics, MetricsMiddleware
 from cloud.api.params import InvalidParameter
@@ -68,14 +69,18 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
     app.state.status = status
     app.state.ingest = ingest
     app.state.metrics = ApiMetrics()
+    app.state.auth = auth = Authenticator(config.api)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    app.include_router(router)
+    app.include_router(router, dependencies=[Depends(auth.require("viewer"))])
     _add_error_handlers(app)
     _add_operational_routes(app)
+    install_auth(app, auth)
     app.mount("/board", StaticFiles(directory=BOARD_DIR), name="board")
 
     @app.get("/", include_in_schema=False)
-    async def board() -> FileResponse:
+    async def board(request: Request):
+        if not board_allowed(auth, request):
+            return RedirectResponse("/login", status_code=303)
         return FileResponse(BOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
@@ -114,10 +119,11 @@ def _add_operational_routes(app: FastAPI) -> None:
         return JSONResponse(body, status_code=503 if not_ready else 200)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus text: API, status and in-process ingest counters",
-             response_class=PlainTextResponse)
+             response_class=PlainTextResponse, dependencies=[Depends(app.state.auth.require("admin"))])
     async def metrics(request: Request) -> PlainTextResponse:
         state = request.app.state
-        parts = [state.metrics.prometheus_text(), _reader_text(state.reader, state.completeness)]
+        parts = [state.metrics.prometheus_text(), _reader_text(state.reader, state.completeness),
+                 state.auth.prometheus_text()]
         if state.status is not None:
             parts.append(state.status.prometheus_text())
         if state.ingest is not None:

@@ -1,0 +1,240 @@
+"""API authentication and roles.
+
+Credentials, checked in this order:
+- ``Authorization: Bearer <token>``: a static API token (config holds only ``sha256:<hex>`` of it)
+  or a token issued by ``POST /token`` (OAuth2 password flow; HMAC-SHA256 signed, with expiry).
+- the ``hinode_session`` cookie set by the board's ``/login`` page (the same signed token,
+  HttpOnly, SameSite=Strict), so the board's own fetch() calls are authenticated without
+  the page handling a token.
+
+Roles: ``viewer`` reads /api/*; ``admin`` also reads /metrics (and future write endpoints).
+Public: /healthz, /readyz, /login, /token, /docs, the board's static files, and ``/`` (which
+redirects to /login without a session). Nothing here logs, returns or counts a secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from cloud.config import ApiAuthConfig, ApiConfig
+from hinode.security import api_secrets
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "hinode_session"
+ROLE_RANK = {"viewer": 1, "admin": 2}
+MAX_FORM_BYTES = 4096
+# Compared against when the user is unknown, so a wrong username costs as long as a wrong password.
+_DUMMY_HASH = api_secrets.hash_password(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    via: str  # "token", "issued", "session"
+
+
+def auth_enabled(config: ApiConfig) -> bool:
+    auth = config.auth
+    if auth.enabled is not None:
+        return auth.enabled
+    return bool(auth.tokens or auth.users)
+
+
+def _load_secret(auth: ApiAuthConfig) -> tuple[bytes, str]:
+    if auth.secret_file is not None:
+        return auth.secret_file.read_bytes().strip(), "secret_file"
+    if os.environ.get("HINODE_API_SECRET"):
+        return os.environ["HINODE_API_SECRET"].encode(), "HINODE_API_SECRET"
+    return secrets.token_bytes(32), "random per process"
+
+
+class Authenticator:
+    def __init__(self, config: ApiConfig):
+        self.config = config.auth
+        self.enabled = auth_enabled(config)
+        self._secret, secret_source = _load_secret(self.config)
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        if not self.enabled:
+            log.warning("API authentication is OFF (api.auth): every client may read every endpoint")
+        else:
+            log.info("API authentication on: %d token(s), %d user(s), issued tokens signed with %s key",
+                     len(self.config.tokens), len(self.config.users), secret_source)
+            if secret_source == "random per process" and self.config.users:
+                log.warning("no api.auth.secret_file or HINODE_API_SECRET: issued tokens and board sessions "
+                            "end when this process restarts and are not valid on another API process")
+
+    def _count(self, result: str) -> None:
+        with self._lock:
+            self.counts[result] += 1
+
+    # ------------------------------------------------------------ checking credentials
+
+    def _static_token(self, token: str) -> Principal | None:
+        found = None
+        for entry in self.config.tokens:  # no early exit: the time does not tell which entry matched
+            if api_secrets.token_matches(token, entry.hash):
+                found = Principal(entry.name, entry.role, "token")
+        return found
+
+    def _issued(self, token: str, via: str) -> Principal:
+        try:
+            claims = api_secrets.verify_signed_token(self._secret, token)
+        except api_secrets.BadToken as exc:
+            self._count("expired" if str(exc) == "expired" else "invalid")
+            raise HTTPException(401, "invalid or expired token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if claims["role"] not in ROLE_RANK:
+            self._count("invalid")
+            raise HTTPException(401, "invalid or expired token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return Principal(claims["sub"], claims["role"], via)
+
+    def authenticate(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if header and (scheme.lower() != "bearer" or not token):
+            self._count("invalid")
+            raise HTTPException(401, "expected 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"})
+        if token:
+            if token.startswith(api_secrets.TOKEN_PREFIX + "."):
+                return self._issued(token, "issued")
+            principal = self._static_token(token)
+            if principal is None:
+                self._count("invalid")
+                raise HTTPException(401, "invalid or expired token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return principal
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return self._issued(cookie, "session")
+        self._count("missing")
+        raise HTTPException(401, "authentication required: a bearer token or a board login", {"WWW-Authenticate": "Bearer"})
+
+    def check_password(self, username: str, password: str) -> Principal | None:
+        user = next((u for u in self.config.users if hmac.compare_digest(u.username.encode(), username.encode())), None)
+        ok = api_secrets.verify_password(password, user.password_hash if user else _DUMMY_HASH)
+        return Principal(user.username, user.role, "issued") if (user and ok) else None
+
+    def issue(self, principal: Principal) -> str:
+        return api_secrets.sign_token(self._secret, principal.name, principal.role, self.config.token_ttl_s)
+
+    # ------------------------------------------------------------ FastAPI dependencies
+
+    def require(self, role: str):
+        needed = ROLE_RANK[role]
+
+        async def dependency(request: Request) -> Principal | None:
+            if not self.enabled:
+                return None
+            principal = self.authenticate(request)
+            if ROLE_RANK.get(principal.role, 0) < needed:
+                self._count("forbidden")
+                raise HTTPException(403, f"role {principal.role!r} may not use this endpoint; it needs {role!r}")
+            self._count("ok")
+            request.state.principal = principal
+            return principal
+
+        return dependency
+
+    def prometheus_text(self) -> str:
+        with self._lock:
+            counts = dict(self.counts)
+        lines = ["# HELP hinode_api_auth_total Authentication decisions, by result",
+                 "# TYPE hinode_api_auth_total counter"]
+        for result in ("ok", "missing", "invalid", "expired", "forbidden", "login_ok", "login_failed"):
+            lines.append(f'hinode_api_auth_total{{result="{result}"}} {counts.get(result, 0)}')
+        lines.append(f"hinode_api_auth_enabled {1 if self.enabled else 0}")
+        return "\n".join(lines) + "\n"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise HTTPException(413, "form too large")
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(400, "expected an application/x-www-form-urlencoded form") from None
+    return {key: values[0] for key, values in fields.items()}
+
+
+_LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>hinode: sign in</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto}}label{{display:block;margin:.6rem 0}}
+input{{width:100%;padding:.3rem}}.err{{color:#b00}}</style></head><body><h1>hinode board</h1>{error}
+<form method="post" action="/login"><label>User <input name="username" autocomplete="username"></label>
+<label>Password <input name="password" type="password" autocomplete="current-password"></label>
+<p>or</p><label>API token <input name="token" type="password" autocomplete="off"></label>
+<button type="submit">Sign in</button></form></body></html>"""
+
+
+def install(app: FastAPI, auth: Authenticator) -> None:
+    """/token (OAuth2 password flow), /login and /logout for the board."""
+
+    @app.post("/token", tags=["auth"], summary="OAuth2 password flow: form username+password -> bearer token")
+    async def token(request: Request) -> JSONResponse:
+        form = await _form(request)
+        if form.get("grant_type", "password") != "password":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        principal = auth.check_password(form.get("username", ""), form.get("password", ""))
+        if principal is None:
+            auth._count("login_failed")
+            log.warning("token request refused from %s: wrong username or password",
+                        request.client.host if request.client else "?")
+            return JSONResponse({"error": "invalid_grant", "detail": "wrong username or password"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        auth._count("login_ok")
+        return JSONResponse({"access_token": auth.issue(principal), "token_type": "bearer",
+                             "expires_in": auth.config.token_ttl_s, "role": principal.role},
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/login", include_in_schema=False)
+    async def login_page() -> HTMLResponse:
+        return HTMLResponse(_LOGIN_PAGE.format(error=""), headers={"Cache-Control": "no-store"})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request):
+        form = await _form(request)
+        principal = None
+        if form.get("token"):
+            principal = auth._static_token(form["token"].strip())
+        elif form.get("username"):
+            principal = auth.check_password(form["username"], form.get("password", ""))
+        if principal is None:
+            auth._count("login_failed")
+            log.warning("board login refused from %s", request.client.host if request.client else "?")
+            page = _LOGIN_PAGE.format(error=f'<p class="err">{escape("Wrong credentials.")}</p>')
+            return HTMLResponse(page, status_code=401, headers={"Cache-Control": "no-store"})
+        auth._count("login_ok")
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(SESSION_COOKIE, auth.issue(principal), max_age=auth.config.token_ttl_s, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
+        return response
+
+    @app.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+    async def logout() -> RedirectResponse:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+
+def board_allowed(auth: Authenticator, request: Request) -> bool:
+    """Whether ``/`` may show the board (else it redirects to /login)."""
+    if not auth.enabled:
+        return True
+    try:
+        auth.authenticate(request)
+    except HTTPException:
+        return False
+    return True

@@ -1,0 +1,90 @@
+"""The inventory the MQTT credentials are generated from: which agents exist at which site.
+
+    broker:
+      hostnames: [localhost, 127.0.0.1, mqtt.example.jp]   # the broker certificate's SAN
+      port: 8883
+      bind: 0.0.0.0
+      require_certificate: true          # clients must present a certificate signed by the CA
+      use_identity_as_username: false    # true: the certificate CN is the username, no password
+    cloud:
+      ingest_username: hinode-ingest     # the ingest (and the API status tracker in the same process)
+      api_username: hinode-api           # an API run with --no-ingest: reads agent status only
+      share_group: hinode-ingest
+    sites:
+      hitachi-omika: [edge-01, edge-02]
+      plant-1: [edge-01]
+
+An agent's MQTT username is ``<agent>@<site>`` ('@' is not allowed in an id, so it is
+unambiguous; the same agent id may exist at two sites).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hinode.contract import ID_PATTERN, Ident
+
+
+class InventoryError(ValueError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerSection(_Strict):
+    hostnames: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    port: int = Field(default=8883, ge=1, le=65535)
+    bind: str = "0.0.0.0"
+    require_certificate: bool = True
+    use_identity_as_username: bool = False
+
+
+class CloudSection(_Strict):
+    ingest_username: Ident = "hinode-ingest"
+    api_username: Ident = "hinode-api"
+    share_group: Ident = "hinode-ingest"
+
+
+class Inventory(_Strict):
+    broker: BrokerSection = Field(default_factory=BrokerSection)
+    cloud: CloudSection = Field(default_factory=CloudSection)
+    sites: dict[Ident, list[Ident]] = Field(min_length=1)
+
+    @field_validator("sites")
+    @classmethod
+    def _unique_agents(cls, sites: dict[str, list[str]]) -> dict[str, list[str]]:
+        for site, agents in sites.items():
+            if len(set(agents)) != len(agents):
+                raise ValueError(f"site {site!r} lists an agent twice")
+        return sites
+
+    def agents(self) -> list[tuple[str, str]]:
+        return [(site, agent) for site, agents in self.sites.items() for agent in agents]
+
+
+def agent_username(site: str, agent: str) -> str:
+    return f"{agent}@{site}"
+
+
+def load_inventory(path: Path | str) -> Inventory:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            hint = f" (ids match {ID_PATTERN})" if "pattern" in err["type"] else ""
+            lines.append(f"{path}: {key}: {err['msg']}{hint}")
+        raise InventoryError("\n".join(lines)) from None
