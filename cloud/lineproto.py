@@ -105,57 +105,101 @@ class EncodedEnvelope:
     problems: list[str] = field(default_factory=list)   # human-readable, for logs
 
 
+_PREFIX_CACHE: dict[tuple, str] = {}     # (kind, site, agent, device, profile) -> "meter,agent=..,... "
+_FIELD_KEY_CACHE: dict[str, str] = {}    # metric -> escaped field key
+_CACHE_LIMIT = 50_000                    # entries; a cache this full is simply cleared
+_BAD = Quality.BAD
+_UNCERTAIN = Quality.UNCERTAIN
+
+
 def _tag_set(envelope: TelemetryEnvelope) -> str:
     values = {"agent": envelope.agent, "device": envelope.device,
               "profile": envelope.profile, "site": envelope.site}
     return "".join(f",{key}={escape_key(values[key])}" for key in TAG_KEYS if values[key])
 
 
+def _line_prefix(envelope: TelemetryEnvelope) -> str:
+    key = (envelope.kind, envelope.site, envelope.agent, envelope.device, envelope.profile)
+    prefix = _PREFIX_CACHE.get(key)
+    if prefix is None:
+        if len(_PREFIX_CACHE) >= _CACHE_LIMIT:
+            _PREFIX_CACHE.clear()
+        prefix = _PREFIX_CACHE[key] = escape_measurement(str(envelope.kind)) + _tag_set(envelope) + " "
+    return prefix
+
+
+def _field_key(metric: str) -> str:
+    key = _FIELD_KEY_CACHE.get(metric)
+    if key is None:
+        if len(_FIELD_KEY_CACHE) >= _CACHE_LIMIT:
+            _FIELD_KEY_CACHE.clear()
+        key = _FIELD_KEY_CACHE[metric] = escape_key(metric)
+    return key
+
+
 def encode_envelope(envelope: TelemetryEnvelope) -> EncodedEnvelope:
-    """Line protocol for one envelope, one line per distinct reading ``ts``."""
-    prefix = escape_measurement(str(envelope.kind)) + _tag_set(envelope) + " "
+    """Line protocol for one envelope, one line per distinct reading ``ts``.
+
+    This runs once per message on the ingest's hot path, hence the caches and the
+    ``type(...) is`` checks; the behaviour is the one described in the module docstring.
+    """
+    prefix = _line_prefix(envelope)
     seq_text = f"{SEQ_FIELD}={int(envelope.seq)}i"
     # ts -> (metric -> formatted value, bad metric names, uncertain metric names)
     groups: dict[int, tuple[dict[str, str], set[str], set[str]]] = {}
     out = EncodedEnvelope(lines=[], timestamps=[])
+    last_ts = None
     for reading in envelope.readings:
-        fields, bad, uncertain = groups.setdefault(reading.ts, ({}, set(), set()))
+        ts = reading.ts
+        if ts != last_ts:
+            group = groups.get(ts)
+            if group is None:
+                group = groups[ts] = ({}, set(), set())
+            fields, bad, uncertain = group
+            last_ts = ts
         metric = reading.metric
+        quality = reading.quality
         if metric in RESERVED_KEYS:
             out.reserved_metric += 1
             out.problems.append(f"metric name {metric!r} is reserved by the InfluxDB schema")
             bad.add(metric)
             continue
-        if reading.quality == Quality.BAD:
+        if quality is _BAD:
             out.bad_quality += 1
             bad.add(metric)
             fields.pop(metric, None)
             uncertain.discard(metric)
             continue
         value = reading.value
-        if value is None:
+        kind = type(value)
+        if kind is float:
+            text = repr(value) if value - value == 0.0 else None   # NaN and +/-inf give NaN
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif value is None:
             out.skipped_none += 1
             continue
-        if isinstance(value, bool):
+        elif isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, (int, float)):
             text = format_number(value)
-            if text is None:
-                out.not_storable += 1
-                out.problems.append(f"metric {metric!r} value {value!r} cannot be stored (not a finite float)")
-                bad.add(metric)
-                continue
         else:
             text = format_string(str(value))
+        if text is None:
+            out.not_storable += 1
+            out.problems.append(f"metric {metric!r} value {value!r} cannot be stored (not a finite float)")
+            bad.add(metric)
+            continue
         fields[metric] = text
-        if reading.quality == Quality.UNCERTAIN:
+        if quality is _UNCERTAIN:
             out.uncertain_quality += 1
             uncertain.add(metric)
-        else:
+        elif uncertain:
             uncertain.discard(metric)
     for ts, (fields, bad, uncertain) in groups.items():
-        bad -= fields.keys()  # a later good reading of the same metric and ts wins
-        parts = [f"{escape_key(metric)}={text}" for metric, text in fields.items()]
+        if bad:
+            bad -= fields.keys()  # a later good reading of the same metric and ts wins
+        parts = [f"{_field_key(metric)}={text}" for metric, text in fields.items()]
         out.readings_written += len(fields)
         parts.append(seq_text)
         if bad:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from cloud.config import IngestConfig
 from cloud.influx import InfluxAuthError, InfluxClient, InfluxError, InfluxRejected, InfluxUnavailable
 from cloud.ingest.stats import IngestCounters, SeqTracker, percentile
+from cloud.ingest.decode import CLOCK_SKEW, clock_skew, decode_envelope
 from cloud.lineproto import encode_envelope
-from hinode.contract import ContractError, TelemetryEnvelope, decode_telemetry
+from hinode.contract import ContractError, TelemetryEnvelope
 
 log = logging.getLogger("cloud.ingest")
 
@@ -72,11 +73,18 @@ class BatchWriter:
         """Store what can be stored; raises Abandoned when asked to give up during an outage."""
         outcome = BatchOutcome()
         decoded: list[_Decoded] = []
+        now_ms = time.time_ns() // 1_000_000
+        max_future_ms = int(self.config.max_future_s * 1000)
+        max_past_ms = int(self.config.max_past_s * 1000)
         for item in batch:
             try:
-                envelope = decode_telemetry(item.payload, item.topic)
+                envelope = decode_envelope(item.payload, item.topic)
             except ContractError as exc:
                 outcome.dead_letters.append((item, exc.code, str(exc)))
+                continue
+            skew = clock_skew(envelope, now_ms, max_future_ms, max_past_ms)
+            if skew is not None:
+                outcome.dead_letters.append((item, CLOCK_SKEW, f"{envelope.site}/{envelope.device} seq {envelope.seq}: {skew}"))
                 continue
             encoded = encode_envelope(envelope)
             for problem in encoded.problems:
