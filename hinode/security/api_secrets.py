@@ -69,7 +69,7 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def sign_token(secret: bytes, subject: str, role: str, ttl_s: int, now: float | None = None) -> str:
-    payload = {"sub": subject, "role": role, "exp": int((now or time.time()) + ttl_s)}
+    payload = {"sub": subject, "role": role, "exp": int((time.time() if now is None else now) + ttl_s)}
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     signature = _b64(hmac.new(secret, f"{TOKEN_PREFIX}.{body}".encode(), hashlib.sha256).digest())
     return f"{TOKEN_PREFIX}.{body}.{signature}"
@@ -87,6 +87,6 @@ def verify_signed_token(secret: bytes, token: str, now: float | None = None) -> 
         expiry, subject, role = int(payload["exp"]), str(payload["sub"]), str(payload["role"])
     except (ValueError, KeyError, TypeError):
         raise BadToken("malformed") from None
-    if expiry <= (now or time.time()):
+    if expiry <= (time.time() if now is None else now):
         raise BadToken("expired")
     return {"sub": subject, "role": role, "exp": expiry}

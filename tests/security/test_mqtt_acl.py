@@ -1,0 +1,118 @@
+"""Per-agent MQTT credentials and ACL, against a real Mosquitto started with the generated config."""
+
+from __future__ import annotations
+
+import ssl
+import stat
+
+import pytest
+
+from hinode import contract
+from tests.security.mqtt_kit import TlsClient, settle
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def connected(bundle, broker, username, **kwargs) -> TlsClient:
+    client = TlsClient(bundle, bundle.identity(username), broker.port, **kwargs).connect()
+    assert client.connected.is_set(), f"{username} refused: {client.connack}"
+    return client
+
+
+def test_secrets_are_private_files_and_the_password_file_holds_only_hashes(bundle):
+    agent = bundle.agent("plant-1", "edge-01")
+    for path in (agent.password_path, agent.key, bundle.ca_key, bundle.broker_dir / "passwd"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    passwd = (bundle.broker_dir / "passwd").read_text()
+    for ident in bundle.identities():
+        assert ident.password() not in passwd
+        assert f"{ident.username}:$7$" in passwd
+
+
+def test_agent_cannot_publish_as_another_agent(bundle, secure_broker):
+    ingest = connected(bundle, secure_broker, bundle.inventory.cloud.ingest_username)
+    edge01 = connected(bundle, secure_broker, "edge-01@plant-1")
+    try:
+        ingest.subscribe(contract.shared(bundle.inventory.cloud.share_group, contract.TELEMETRY_FILTER))
+        assert edge01.publish(contract.telemetry_topic("plant-1", "edge-02"), b"spoofed") == "Not authorized"
+        assert edge01.publish(contract.telemetry_topic("plant-2", "edge-01"), b"other site") == "Not authorized"
+        assert edge01.publish(contract.status_topic("plant-1", "edge-02"), b"spoofed status") == "Not authorized"
+        assert edge01.publish(contract.INGEST_HEARTBEAT_TOPIC, b"fake heartbeat") == "Not authorized"
+        assert edge01.publish(contract.telemetry_topic("plant-1", "edge-01"), b"own") == "Success"
+        settle()
+        assert ingest.received() == [(contract.telemetry_topic("plant-1", "edge-01"), b"own")]
+    finally:
+        ingest.close()
+        edge01.close()
+
+
+def test_agent_reads_only_its_own_commands_and_the_heartbeat(bundle, secure_broker):
+    api = connected(bundle, secure_broker, bundle.inventory.cloud.api_username)
+    ingest = connected(bundle, secure_broker, bundle.inventory.cloud.ingest_username)
+    edge01 = connected(bundle, secure_broker, "edge-01@plant-1")
+    try:
+        # Mosquitto grants the SUBACK; the ACL decides per delivered message.
+        edge01.subscribe(f"{contract.TOPIC_ROOT}/#")
+        assert api.publish(contract.command_topic("plant-1", "edge-02", "reboot"), b"for edge-02") == "Success"
+        assert api.publish(contract.command_topic("plant-2", "edge-01", "reboot"), b"for the other edge-01") == "Success"
+        assert api.publish(contract.command_topic("plant-1", "edge-01", "reboot"), b"for edge-01") == "Success"
+        ingest.client.publish(contract.INGEST_HEARTBEAT_TOPIC, b"hb", qos=1).wait_for_publish(5)
+        # Telemetry of another agent is not readable either.
+        edge02 = connected(bundle, secure_broker, "edge-02@plant-1")
+        assert edge02.publish(contract.telemetry_topic("plant-1", "edge-02"), b"edge-02 data") == "Success"
+        edge02.close()
+        settle()
+        assert sorted(edge01.received()) == sorted([(contract.command_topic("plant-1", "edge-01", "reboot"), b"for edge-01"),
+                                                    (contract.INGEST_HEARTBEAT_TOPIC, b"hb")])
+    finally:
+        for client in (api, ingest, edge01):
+            client.close()
+
+
+def test_agents_cannot_send_commands_and_the_api_identity_cannot_publish_telemetry(bundle, secure_broker):
+    edge01 = connected(bundle, secure_broker, "edge-01@plant-1")
+    api = connected(bundle, secure_broker, bundle.inventory.cloud.api_username)
+    try:
+        assert edge01.publish(contract.command_topic("plant-1", "edge-02", "reboot"), b"x") == "Not authorized"
+        assert api.publish(contract.telemetry_topic("plant-1", "edge-01"), b"x") == "Not authorized"
+    finally:
+        edge01.close()
+        api.close()
+
+
+def test_wrong_password_is_refused(bundle, secure_broker):
+    client = TlsClient(bundle, bundle.agent("plant-1", "edge-01"), secure_broker.port, password="not-the-password")
+    client.connect()
+    client.close()
+    assert not client.connected.is_set()
+    assert client.connack in ("Bad user name or password", "Not authorized")
+
+
+def test_another_agents_password_is_refused(bundle, secure_broker):
+    other = bundle.agent("plant-1", "edge-02").password()
+    client = TlsClient(bundle, bundle.agent("plant-1", "edge-01"), secure_broker.port, password=other)
+    client.connect()
+    client.close()
+    assert not client.connected.is_set()
+
+
+def test_plain_text_connection_is_refused(bundle, secure_broker):
+    client = TlsClient(bundle, bundle.agent("plant-1", "edge-01"), secure_broker.port, tls=False)
+    try:
+        client.connect(timeout=3)
+    except OSError:
+        pass  # the broker closed the socket on the first non-TLS bytes
+    client.close()
+    assert not client.connected.is_set()
+    assert client.connack is None  # never a CONNACK: the listener speaks only TLS
+
+
+def test_client_without_certificate_is_refused_when_required(bundle, secure_broker):
+    client = TlsClient(bundle, bundle.agent("plant-1", "edge-01"), secure_broker.port, client_cert=False)
+    with pytest.raises((ssl.SSLError, OSError)):
+        client.connect(timeout=3)
+        # TLS 1.3 reports a missing client certificate only after the handshake: no CONNACK then.
+        if not client.connected.is_set():
+            raise OSError(f"refused (connack {client.connack})")
+    client.close()
+    assert not client.connected.is_set()
