@@ -1,7 +1,8 @@
 """Scheduling: one task per endpoint polls its devices one request at a time.
 
 Each device is polled every ``interval_s`` against the monotonic clock: the next due
-time advances by whole intervals from the previous one (no drift), and ticks that a
+time advances by whole intervals from the previous one (no drift); devices sharing an
+interval are read back to back in one burst per interval, and ticks that a
 slow poll made us miss are skipped and counted as ``overrun`` instead of burst-read.
 A failing device is retried after an exponentially growing back-off while the other
 devices on the endpoint keep their schedule; a lost connection takes every device of
@@ -88,13 +89,15 @@ class EndpointRunner:
         self._link_retry.reset()
         self.context.log.info("%s: connected to %s", self.context.source_name, self.link.endpoint)
         now = time.monotonic()
-        count = len(self.schedules)
-        for index, schedule in enumerate(self.schedules):
+        for schedule in self.schedules:
             schedule.poller.on_reconnect()
             schedule.retry.reset()
             schedule.failing = False
-            # Spread the devices over one interval so requests flow evenly instead of in bursts.
-            schedule.next_due = now + schedule.poller.interval_s * index / count
+            # Devices with the same interval are polled back to back, one burst per interval:
+            # the link is sequential either way, and one wake-up per interval instead of one
+            # per device costs about a fifth of the CPU (a cold event-loop wake-up per request
+            # costs ~490 us of CPU against ~90 us for a request in a burst, bench/README.md).
+            schedule.next_due = now
 
     async def _poll_next(self) -> None:
         schedule = min(self.schedules, key=_due)
