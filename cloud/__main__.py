@@ -2,7 +2,7 @@
 or check a config file.
 
     python -m cloud serve [--config cloud.yaml] [--host H] [--port P] [--mqtt-host H] [--mqtt-port P]
-                          [--influx-url URL] [--database DB] [--no-ingest]
+                          [--influx-url URL] [--database DB] [--no-ingest] [--no-auth]
     python -m cloud ingest [--config cloud.yaml] [--mqtt-host H] [--mqtt-port P] [--influx-url URL] [--database DB]
     python -m cloud check-config FILE
 """
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides api.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides api.port)")
     serve.add_argument("--no-ingest", action="store_true", help="do not run the MQTT -> InfluxDB ingest in this process")
+    serve.add_argument("--no-auth", action="store_true",
+                       help="serve the API without authentication (= api.auth.enabled: false; local demo only)")
 
     ingest = commands.add_parser("ingest", help="run only the MQTT -> InfluxDB ingest")
     common(ingest)
@@ -62,6 +64,8 @@ def build_config(args: argparse.Namespace) -> CloudConfig:
     for (section, key), value in overrides.items():
         if value is not None:
             data[section][key] = value
+    if getattr(args, "no_auth", False):
+        data["api"]["auth"]["enabled"] = False
     try:
         return CloudConfig.model_validate(data)
     except ValidationError as exc:

@@ -162,3 +162,11 @@ def test_a_token_pasted_as_a_hash_is_not_echoed_in_the_config_error(tmp_path):
     with pytest.raises(CloudConfigError) as error:
         load_cloud_config(path)
     assert "api.auth.tokens.0.hash" in str(error.value) and VIEWER_TOKEN not in str(error.value)
+
+
+def test_no_auth_flag_is_the_explicit_off_switch_for_a_network_address():
+    from cloud.__main__ import _parser, build_config
+    config = build_config(_parser().parse_args(["serve", "--host", "0.0.0.0", "--no-auth"]))
+    assert config.api.auth.enabled is False
+    with pytest.raises(CloudConfigError, match="auth.enabled: false explicitly"):
+        build_config(_parser().parse_args(["serve", "--host", "0.0.0.0"]))
