@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from hinode import contract
+from hinode import contract, services
+from hinode.security.bundle import Bundle
 from tests.security.mqtt_kit import TlsClient, settle
 
 pytestmark = pytest.mark.timeout(60)
@@ -116,3 +117,33 @@ def test_client_without_certificate_is_refused_when_required(bundle, secure_brok
             raise OSError(f"refused (connack {client.connack})")
     client.close()
     assert not client.connected.is_set()
+
+
+def test_certificate_identity_as_username(bundle, tmp_path):
+    """use_identity_as_username: the certificate's CN is the username: no password, and the
+    username a client claims cannot lift it out of its own ACL entry."""
+    broker_options = bundle.inventory.broker.model_copy(update={"use_identity_as_username": True})
+    by_cert = Bundle(bundle.root, bundle.inventory.model_copy(update={"broker": broker_options}))
+    broker = services.secure_mosquitto(tmp_path / "mosquitto", by_cert, persistence=False)
+    broker.start()
+    ingest = bundle.identity(bundle.inventory.cloud.ingest_username)
+    clients = []
+    try:
+        reader = TlsClient(by_cert, ingest, broker.port, password="").connect()
+        clients.append(reader)
+        assert reader.connected.is_set(), reader.connack
+        reader.subscribe(contract.TELEMETRY_FILTER)
+        # edge-01's certificate, presenting itself as the ingest with the ingest's password.
+        edge01 = TlsClient(by_cert, bundle.agent("plant-1", "edge-01"), broker.port, password=ingest.password())
+        edge01.client.username_pw_set(ingest.username, ingest.password())
+        edge01.connect()
+        clients.append(edge01)
+        assert edge01.connected.is_set(), edge01.connack
+        assert edge01.publish(contract.telemetry_topic("plant-1", "edge-02"), b"x") == "Not authorized"
+        assert edge01.publish(contract.telemetry_topic("plant-1", "edge-01"), b"own") == "Success"
+        settle()
+        assert reader.received() == [(contract.telemetry_topic("plant-1", "edge-01"), b"own")]
+    finally:
+        for client in clients:
+            client.close()
+        broker.stop()
