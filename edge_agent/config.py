@@ -137,13 +137,19 @@ def _loc(parts) -> str:
     return out or "(top level)"
 
 
+# A config error never repeats what was typed under these keys.
+_SECRET_WORDS = ("password", "secret", "token", "key")
+
+
 def _describe(path: Path, exc: ValidationError, prefix: tuple = ()) -> list[str]:
     lines = []
     for err in exc.errors():
         # pydantic adds the tag of a tagged union / function-validator names to loc; keep real keys
         loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
         got = err.get("input")
-        got_text = "" if isinstance(got, (dict, list)) or err["type"] == "missing" else f" (got {got!r})"
+        secret = any(isinstance(p, str) and any(w in p.lower() for w in _SECRET_WORDS) for p in loc)
+        got_text = ("" if isinstance(got, (dict, list)) or err["type"] == "missing" or secret
+                    else f" (got {got!r})")
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"{path}: {_loc((*prefix, *loc))}: {message}{got_text}")
     return lines

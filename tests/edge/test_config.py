@@ -69,3 +69,10 @@ def test_duplicate_device_ids_across_sources_are_refused(tmp_path):
     result = check(tmp_path, text)
     assert result.returncode == 2
     assert "sources[1].devices[0].id: expected an id unique in the site" in result.stderr
+
+
+def test_a_wrongly_typed_password_is_not_repeated_in_the_error(tmp_path):
+    result = check(tmp_path, GOOD + "mqtt: {password: [s3cret-Value-123]}\n")
+    assert result.returncode == 2
+    assert "mqtt.password:" in result.stderr
+    assert "s3cret-Value-123" not in result.stderr + result.stdout
