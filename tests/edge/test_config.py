@@ -72,7 +72,7 @@ def test_duplicate_device_ids_across_sources_are_refused(tmp_path):
 
 
 def test_a_wrongly_typed_password_is_not_repeated_in_the_error(tmp_path):
-    result = check(tmp_path, GOOD + "mqtt: {password: [s3cret-Value-123]}\n")
+    result = check(tmp_path, GOOD + "mqtt: {password: 987654321123}\n")
     assert result.returncode == 2
     assert "mqtt.password:" in result.stderr
-    assert "s3cret-Value-123" not in result.stderr + result.stdout
+    assert "987654321123" not in result.stderr + result.stdout
