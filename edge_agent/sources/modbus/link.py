@@ -3,7 +3,8 @@
 An endpoint is a TCP server (host:port), an RTU-over-TCP gateway (host:port) or a
 serial port. Every device behind it shares this link; the endpoint runner calls
 ``read`` sequentially, so requests never interleave on a bus or gateway.
-Errors are classified into the codes the source counts.
+Errors are classified into the codes the source counts. Plain Modbus TCP goes through
+the small client in ``tcp.py`` (the hot path); RTU and RTU-over-TCP through pymodbus.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from device_profiles.schema import RegisterFunction
+from edge_agent.sources.modbus import tcp
 from edge_agent.sources.modbus.config import DEFAULT_TCP_PORT, DeviceBase, SerialSettings, TransportConfig
+
+FUNCTION_CODES = {RegisterFunction.COIL: 1, RegisterFunction.DISCRETE: 2, RegisterFunction.HOLDING: 3,
+                  RegisterFunction.INPUT: 4}
 
 EXCEPTION_NAMES = {
     1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "device failure",
@@ -99,7 +104,7 @@ class ModbusLink:
         self.pause_s = pause_s
         self.log = log
         self.requests = 0
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._client: tcp.ModbusTcpClient | AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._last_request_end = 0.0
 
     @property
@@ -107,6 +112,8 @@ class ModbusLink:
         return self._client is not None and self._client.connected
 
     def _new_client(self):
+        if self.endpoint.transport == "tcp":
+            return tcp.ModbusTcpClient(self.endpoint.host, self.endpoint.port, self.timeout_s, self.retries)
         common = dict(timeout=self.timeout_s, retries=self.retries, reconnect_delay=0, name=str(self.endpoint))
         if self.endpoint.transport == "rtu":
             serial = self.endpoint.serial
@@ -120,6 +127,13 @@ class ModbusLink:
         """Open a fresh connection; False (never an exception) when that fails."""
         self.close()
         client = self._new_client()
+        if isinstance(client, tcp.ModbusTcpClient):
+            if not await client.connect():
+                self.log.debug("connect %s failed", self.endpoint)
+                return False
+            self._client = client
+            self._set_nodelay()
+            return True
         # Devices behind a gateway may time out for good while their neighbours answer;
         # the runner decides when a link is dead, not pymodbus's no-response counter.
         client.set_max_no_responses(1_000_000)
@@ -135,16 +149,22 @@ class ModbusLink:
         self._set_nodelay()
         return True
 
-    def _set_nodelay(self) -> None:
+    def _socket(self) -> socket.socket | None:
+        if self._client is None:
+            return None
+        if isinstance(self._client, tcp.ModbusTcpClient):
+            return self._client.socket
         transport = getattr(self._client.ctx, "transport", None)
-        sock = transport.get_extra_info("socket") if transport else None
+        return transport.get_extra_info("socket") if transport else None
+
+    def _set_nodelay(self) -> None:
+        sock = self._socket()
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def nodelay(self) -> bool | None:
         """TCP_NODELAY of the live socket (None for serial links)."""
-        transport = getattr(self._client.ctx, "transport", None) if self._client else None
-        sock = transport.get_extra_info("socket") if transport else None
+        sock = self._socket()
         if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
             return None
         return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
@@ -159,6 +179,8 @@ class ModbusLink:
             if wait > 0:
                 await asyncio.sleep(wait)
         self.requests += 1
+        if isinstance(client, tcp.ModbusTcpClient):
+            return await self._read_tcp(client, function, address, count, unit)
         try:
             if function is RegisterFunction.HOLDING:
                 response = await client.read_holding_registers(address, count=count, device_id=unit)
@@ -184,6 +206,28 @@ class ModbusLink:
         if response.isError():
             raise DeviceException(response.exception_code, function, address, count)
         values = response.bits[:count] if function.is_bit else response.registers
+        if len(values) != count:
+            raise DeviceError(f"unit {unit} returned {len(values)} values for {function} {address}+{count}",
+                              code="bad_response")
+        return values
+
+    async def _read_tcp(self, client: tcp.ModbusTcpClient, function: RegisterFunction, address: int, count: int,
+                        unit: int) -> list:
+        try:
+            values = await client.read(FUNCTION_CODES[function], address, count, unit)
+        except ConnectionError as exc:
+            raise LinkDown(f"{self.endpoint}: {exc}") from None
+        except tcp.NoResponse:
+            raise DeviceTimeout(f"no response from unit {unit} within {self.timeout_s}s "
+                                f"({self.retries} retries) reading {function} {address}+{count}") from None
+        except tcp.ExceptionResponse as exc:
+            raise DeviceException(exc.code, function, address, count) from None
+        except tcp.BadResponse as exc:
+            raise DeviceError(f"bad response from unit {unit}: {exc}", code="bad_response") from None
+        finally:
+            self._last_request_end = time.monotonic()
+        if function.is_bit:
+            values = values[:count]
         if len(values) != count:
             raise DeviceError(f"unit {unit} returned {len(values)} values for {function} {address}+{count}",
                               code="bad_response")
