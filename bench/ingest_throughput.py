@@ -134,7 +134,7 @@ def main() -> int:
     args = parser.parse_args()
     ks = [int(k) for k in args.k.split(",")]
     ingest_options = {key: json.loads(value) for key, value in (opt.split("=", 1) for opt in args.ingest)}
-    default_readings = {1: 40_000, 10: 200_000, 50: 300_000}
+    default_readings = {1: 40_000, 10: 300_000, 50: 600_000}
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict] = {}
