@@ -47,7 +47,7 @@ def test_future_and_past_readings_are_dead_lettered_and_good_ones_stored(broker,
     assert stats["dead_letter"] == {"clock_skew": 3}
     assert 'hinode_ingest_dead_letter_total{reason="clock_skew"} 3' in metrics
     assert stats["written_envelopes"] == 4
-    by_seq = {letter.payload and TelemetryEnvelope.model_validate_json(letter.payload).seq: (topic, letter)
+    by_seq = {TelemetryEnvelope.model_validate_json(letter.payload).seq: (topic, letter)
               for topic, letter in letters.snapshot()}
     assert sorted(by_seq) == [2, 3, 5]
     for topic, letter in by_seq.values():
