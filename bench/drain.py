@@ -230,6 +230,7 @@ def report(args, messages: list[tuple[float, dict]], published: list[tuple[float
           f" distinct received, {sum(len(s) for s in stored.values())} still stored, lost {lost}, duplicates {duplicates}")
     print(f"target: drain >= 20,000 readings/s: {'yes' if rate >= 20_000 else 'NO'} ({rate:,.0f}); nothing lost: "
           f"{'yes' if lost == 0 else 'NO'}")
+    print(f"ratio drain/target: {rate / 20_000:.2f} (subscriber-side drain rate / 20,000 readings/s)")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,12 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores; /proc/stat minus idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
 def status_kb(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -103,6 +109,9 @@ class Sampler:
     """CPU and RSS of one pid, sampled once a second over a window."""
 
     pid: int
+    others: dict[str, int] = field(default_factory=dict)     # name -> pid, CPU only (simulator, broker)
+    other_cpu: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = 0.0
     rss_mb: list[float] = field(default_factory=list)
     cpu_start: float = 0.0
     cpu_end: float = 0.0
@@ -112,11 +121,15 @@ class Sampler:
 
     def run(self, seconds: float, every: float = 1.0) -> "Sampler":
         self.t_start, self.cpu_start = time.time(), cpu_seconds(self.pid)
+        busy0, others0 = machine_busy_seconds(), {n: cpu_seconds(p) for n, p in self.others.items()}
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.rss_mb.append(status_kb(self.pid, "VmRSS") / 1024)
             time.sleep(min(every, max(0.0, deadline - time.monotonic())))
         self.t_end, self.cpu_end = time.time(), cpu_seconds(self.pid)
+        per_min = 60 / (self.t_end - self.t_start)
+        self.machine_busy = (machine_busy_seconds() - busy0) * per_min
+        self.other_cpu = {n: (cpu_seconds(p) - others0[n]) * per_min for n, p in self.others.items()}
         self.rss_mb.append(status_kb(self.pid, "VmRSS") / 1024)
         self.hwm_mb = status_kb(self.pid, "VmHWM") / 1024
         return self

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,8 @@ def run_one(who: str, poll_ms: int, args, base: Path) -> dict:
     capture = None
     try:
         mqtt_port, modbus_port = free_port(), free_port()
-        started.append(mosquitto(run_dir, mqtt_port))
+        broker = mosquitto(run_dir, mqtt_port)
+        started.append(broker)
         sim = Proc("simulator", [PYTHON, str(ROOT / "bench" / "counter_meter.py"), "--port", str(modbus_port),
                                  "--meters", str(args.meters), "--interval", str(poll_ms / 1000)],
                    run_dir / "simulator.log")
@@ -94,7 +96,7 @@ def run_one(who: str, poll_ms: int, args, base: Path) -> dict:
         time.sleep(args.warmup)
         if not agent.alive():
             raise RuntimeError(f"{who} exited: {agent.log_path.read_text(errors='replace')[-2000:]}")
-        sampler = Sampler(agent.pid).run(args.minutes * 60)
+        sampler = Sampler(agent.pid, others={"simulator": sim.pid, "broker": broker.pid}).run(args.minutes * 60)
         time.sleep(1.0)          # let what was polled inside the window arrive
         result = analyze(who, poll_ms, capture.messages, sampler, args.meters)
         result["run_dir"] = str(run_dir)
@@ -161,6 +163,8 @@ def analyze(who: str, poll_ms: int, messages, sampler: Sampler, meters: int) -> 
         "mixed_records": mixed, "multi_ts_records": multi_ts, "wrong_width_records": wrong_width,
         "seq_gaps": seq_gaps if who == "ours" else None, "repeated_counter_pct": 100 * repeats / max(1, got),
         "longest_silence_s": silence,
+        "machine_busy_s_per_min": sampler.machine_busy, "simulator_cpu_s_per_min": sampler.other_cpu["simulator"],
+        "broker_cpu_s_per_min": sampler.other_cpu["broker"],
     }
 
 
@@ -173,7 +177,9 @@ def line(r: dict) -> str:
             f" | delivered {r['records']}/{r['expected']:.0f} ({r['delivered_pct']:.1f} %) from {r['meters_seen']} meters"
             f" | interval p50/p99/max {r['interval_p50_ms']:.0f}/{r['interval_p99_ms']:.0f}/{r['interval_max_ms']:.0f} ms"
             f" | ts->broker p50/p99 {r['latency_p50_ms']:.0f}/{r['latency_p99_ms']:.0f} ms"
-            f" | mixed records {r['mixed_records']}, multi-ts {r['multi_ts_records']}{seq}")
+            f" | mixed records {r['mixed_records']}, multi-ts {r['multi_ts_records']}{seq}"
+            f" | CPU s/min: simulator {r['simulator_cpu_s_per_min']:.1f}, broker {r['broker_cpu_s_per_min']:.1f}, "
+            f"whole machine {r['machine_busy_s_per_min']:.1f} of {60 * os.cpu_count()}")
 
 
 def verdicts(results: dict[tuple[str, int], dict], polls: list[int]) -> list[str]:
@@ -231,7 +237,8 @@ def main() -> None:
     print(f"{args.meters} Modbus TCP meters x 10 float32, one block read per meter per poll, QoS 1 to Mosquitto")
     for r in results.values():
         print(line(r))
-    for text in verdicts(results, polls):
+    texts = verdicts(results, polls)
+    for text in sorted(texts, key=lambda t: t.startswith("ratio")):     # the ratio lines last
         print(text)
     if args.json:
         args.json.write_text(json.dumps([r for r in results.values()], indent=2))
