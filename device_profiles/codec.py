@@ -87,12 +87,24 @@ def decode_register(register: Register, registers: list[int]) -> int | float | s
     return raw * register.scale + register.offset
 
 
+_INT_RANGE = {
+    DataType.INT16: (-2**15, 2**15 - 1), DataType.UINT16: (0, 2**16 - 1),
+    DataType.INT32: (-2**31, 2**31 - 1), DataType.UINT32: (0, 2**32 - 1),
+    DataType.INT64: (-2**63, 2**63 - 1), DataType.UINT64: (0, 2**64 - 1),
+}
+
+
 def encode_register(register: Register, value: int | float | str | bool) -> list[int]:
-    """Registers a device would hold so that ``decode_register`` gives ``value`` back."""
+    """Registers a device would hold so that ``decode_register`` gives ``value`` back.
+
+    Integers saturate at their type's bounds, as a device's register would: a float near
+    2**63 rounds to just past the int64 range.
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool) and register.type not in (DataType.STRING, DataType.BITS):
         raw = (value - register.offset) / register.scale if register.scale else value
-        if register.type not in (DataType.FLOAT32, DataType.FLOAT64):
-            raw = round(raw)
+        if register.type in _INT_RANGE:
+            low, high = _INT_RANGE[register.type]
+            raw = min(max(round(raw), low), high)
         value = raw
     return encode_raw(value, register.type, register.byte_order or Order.BIG,
                       register.word_order or Order.BIG, register.length)

@@ -176,7 +176,7 @@ def format_validation_error(path: Path | str, exc: ValidationError, prefix: tupl
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in (*prefix, *err["loc"]) if p not in ("ModbusProfile", "OpcuaProfile", "modbus", "opcua")]
-        key = ".".join(loc) or "(top level)"
+        key = ".".join(p if p.isprintable() else repr(p) for p in loc) or "(top level)"
         got = err.get("input")
         got_text = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
         lines.append(f"{path}: {key}: {err['msg']}{got_text}")

@@ -127,13 +127,19 @@ def source_plugin(type_name: str):
     return importlib.import_module(f"edge_agent.sources.{type_name}")
 
 
+def key_text(key: object) -> str:
+    """A key as it can stand in a one-line message: odd characters (line breaks ...) escaped."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
+
+
 def _loc(parts) -> str:
     out = ""
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + key_text(part)
     return out or "(top level)"
 
 

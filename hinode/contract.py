@@ -23,7 +23,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = f"hinode/v{SCHEMA_VERSION}"
@@ -38,6 +38,20 @@ METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
 MetricName = Annotated[str, Field(pattern=METRIC_PATTERN)]
+
+
+def _utf8(value):
+    # JSON may escape a lone surrogate ("\ud800"): valid JSON, but no UTF-8 encoder (ours,
+    # InfluxDB's) can write it back, so it is refused here rather than crashing a writer.
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("string holds a lone surrogate (not encodable as UTF-8)") from None
+    return value
+
+
+Utf8 = AfterValidator(_utf8)
 
 
 class DeviceKind(StrEnum):
@@ -116,8 +130,8 @@ class _Strict(BaseModel):
 class Reading(_Strict):
     ts: int = Field(description="milliseconds since the Unix epoch, UTC", ge=0)
     metric: MetricName
-    value: float | int | bool | str | None
-    unit: str = Field(default="", max_length=32)
+    value: Annotated[float | int | bool | str | None, Utf8]
+    unit: Annotated[str, Utf8] = Field(default="", max_length=32)
     quality: Quality = Quality.GOOD
 
 
@@ -133,12 +147,12 @@ class TelemetryEnvelope(_Strict):
     agent: Ident
     device: Ident
     kind: DeviceKind
-    profile: str = Field(default="", max_length=128)
+    profile: Annotated[str, Utf8] = Field(default="", max_length=128)
     seq: int = Field(ge=1)
     readings: list[Reading] = Field(min_length=1, max_length=10_000)
     # Optional per-device context, e.g. a consent reference for vitals or a fleet id for vehicles.
     # Values must be short strings; they are stored as InfluxDB tags only when listed in the schema.
-    meta: dict[Ident, Annotated[str, Field(max_length=128)]] = Field(default_factory=dict, max_length=16)
+    meta: dict[Ident, Annotated[str, Field(max_length=128), Utf8]] = Field(default_factory=dict, max_length=16)
 
 
 class DeviceState(_Strict):
@@ -196,6 +210,8 @@ def decode_telemetry(payload: bytes, topic: str | None = None) -> TelemetryEnvel
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError("malformed_json", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ContractError("malformed_json", "JSON nested too deeply") from None
     if not isinstance(raw, dict):
         raise ContractError("wrong_type", f"expected a JSON object, got {type(raw).__name__}")
     version = raw.get("v")
