@@ -23,6 +23,7 @@ from edge_agent.config import SiteConfig
 from edge_agent.sources.base import wait_event
 
 log = logging.getLogger("edge_agent.mqtt")
+STABLE_CONNECTION_S = 10.0
 
 
 class MqttLink:
@@ -116,8 +117,12 @@ class MqttLink:
                     await self._loop.run_in_executor(None, self.client.reconnect)
                 if not await wait_event(self.connected, max(10, m.keepalive_s)):
                     raise TimeoutError("no CONNACK from the broker")
-                delay = m.reconnect_min_s
+                up_since = time.monotonic()
                 await self._lost.wait()
+                # Only a connection that lasted resets the back-off: a broker that accepts us and
+                # then drops us at once (Mosquitto does after an ACL refusal) must not be hammered.
+                if time.monotonic() - up_since >= STABLE_CONNECTION_S:
+                    delay = m.reconnect_min_s
             except (OSError, TimeoutError, ssl.SSLError, ConnectionError) as exc:
                 self.last_error = str(exc) or type(exc).__name__
                 log.warning("MQTT %s:%d unreachable (%s); retrying in %.1fs", m.host, m.port, self.last_error, delay)
