@@ -203,7 +203,3 @@ def stop_and_account(rig: FaultRig, agent: AgentProcess, *, may_drop: bool = Fal
         assert acc["dropped"] == 0, f"dropped without reaching the outbox bound: {acc}"
     return acc
 
-
-def outbox_depth_now(agent: AgentProcess) -> int:
-    """Committed envelopes not yet acknowledged, read from the agent's outbox file (WAL: safe to read)."""
-    return agent.outbox_depth()

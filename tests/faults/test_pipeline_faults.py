@@ -109,3 +109,20 @@ def test_outbox_at_its_size_bound_counts_every_dropped_envelope(rig):
     assert acc["dropped"] > 50 and acc["received"] >= 70
     # the outbox never held more than its bound, so the drops are real: what is left is a fraction
     assert acc["dropped"] < acc["produced"]
+
+
+def test_broker_restarted_while_it_holds_messages_for_the_ingest_loses_nothing(rig):
+    """The broker PUBACKs the agent (which deletes the envelope) before the ingest has it: with
+    InfluxDB down the ingest holds its in-flight window unacknowledged and the broker queues the
+    rest of the stream in the ingest's persistent session. Those must survive a broker restart."""
+    agent = rig.agent(devices=3, interval_s=0.05)
+    wait_stream_grows(rig, 30, "the stream flowing")
+    rig.influx.stop()
+    rig.ingest.wait_log("holding the batch", 15)
+    time.sleep(2.0)                                   # the agent keeps publishing; the broker queues
+    rig.broker.stop()
+    rig.broker.start()
+    rig.influx.start()
+    wait_stream_grows(rig, 100, "the stream resuming after the restart")
+    acc = stop_and_account(rig, agent)
+    assert acc["produced"] > 150
