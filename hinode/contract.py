@@ -30,6 +30,8 @@ TOPIC_ROOT = f"hinode/v{SCHEMA_VERSION}"
 DEAD_LETTER_ROOT = f"{TOPIC_ROOT}/_deadletter"
 # Ingest refuses payloads above this size before parsing them.
 MAX_PAYLOAD_BYTES = 256 * 1024
+# 9999-12-31T23:59:59.999Z: beyond it no datetime (or InfluxDB timestamp) can hold the reading.
+MAX_TS_MS = 253_402_300_799_999
 # Site, agent and device ids become topic levels and InfluxDB tag values.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -128,7 +130,7 @@ class _Strict(BaseModel):
 
 
 class Reading(_Strict):
-    ts: int = Field(description="milliseconds since the Unix epoch, UTC", ge=0)
+    ts: int = Field(description="milliseconds since the Unix epoch, UTC", ge=0, le=MAX_TS_MS)
     metric: MetricName
     value: Annotated[float | int | bool | str | None, Utf8]
     unit: Annotated[str, Utf8] = Field(default="", max_length=32)

@@ -8,6 +8,7 @@ import random
 
 from hypothesis import strategies as st
 
+from hinode import contract
 from hinode.contract import ID_PATTERN, METRIC_PATTERN, DeviceKind, Quality
 
 ids = st.from_regex(ID_PATTERN, fullmatch=True)
@@ -17,7 +18,7 @@ values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max
                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40))
 
 readings = st.fixed_dictionaries({
-    "ts": st.integers(min_value=0, max_value=2**53),
+    "ts": st.integers(min_value=0, max_value=contract.MAX_TS_MS),
     "metric": metrics,
     "value": values,
     "unit": st.text(max_size=32),
