@@ -13,6 +13,7 @@ written (writes are idempotent) but left for their redelivered twin to acknowled
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -29,6 +30,7 @@ from cloud.ingest.stats import IngestCounters, RateLimitedLog, SeqTracker, rende
 from cloud.ingest.writer import Abandoned, BatchOutcome, BatchWriter, Inbound
 from hinode import contract
 
+MAX_PENDING_DEAD_LETTERS = 1000
 log = logging.getLogger("cloud.ingest")
 
 DEAD_LETTER_PAYLOAD_BYTES = 4096
@@ -82,6 +84,9 @@ class IngestService:
             if mq.tls.insecure:
                 client.tls_insecure_set(True)
         client.reconnect_delay_set(min_delay=0.25, max_delay=10)
+        # Dead letters and heartbeats are our only publishes; paho's default window of 20
+        # would queue a flood of dead letters in memory.
+        client.max_inflight_messages_set(min(self.config.ingest.max_inflight, 65535))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -214,6 +219,10 @@ class IngestService:
     def _run_writer(self) -> None:
         while not self._give_up.is_set():
             self._ack_confirmed_dead_letters()
+            # Back-pressure: while many dead letters await their PUBACK, take no new batch.
+            while len(self._pending_dead_letters) > MAX_PENDING_DEAD_LETTERS and not self._give_up.is_set():
+                time.sleep(0.01)
+                self._ack_confirmed_dead_letters()
             batch = self._next_batch()
             if not batch:
                 if self._closing.is_set() and self._queue.empty():
@@ -269,7 +278,8 @@ class IngestService:
             reason=f"{code}: {message}", topic=item.topic, ts=time.time_ns() // 1_000_000,
             payload=item.payload[:DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="replace"))
         info = self.client.publish(contract.dead_letter_topic(code), contract.encode(letter), qos=1)
-        self._pending_dead_letters.append((info, item))
+        # Keep only what the ack needs: a flood of oversized payloads must not sit in memory.
+        self._pending_dead_letters.append((info, dataclasses.replace(item, payload=b"")))
 
     def _ack_confirmed_dead_letters(self) -> None:
         """Ack originals whose dead letter the broker PUBACKed; drop those from older connections."""
