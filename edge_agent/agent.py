@@ -34,7 +34,8 @@ class Agent:
     def __init__(self, config: SiteConfig):
         self.config = config
         self.queue = DurableQueue(config.queue.path, config.site, config.agent,
-                                  config.queue.max_bytes, config.queue.commit_interval_ms)
+                                  config.queue.max_bytes, config.queue.commit_interval_ms,
+                                  config.queue.resend_window_s)
         self.forwarder = Forwarder(self.queue, contract.telemetry_topic(config.site, config.agent),
                                    window=config.mqtt.max_inflight)
         self.status_topic = contract.status_topic(config.site, config.agent)
@@ -133,6 +134,7 @@ class Agent:
             "queue_max_bytes": q.max_bytes,
             "dropped_readings_total": q.dropped_readings,
             "dropped_envelopes_total": q.dropped_envelopes,
+            "resent_after_reconnect_total": q.resent_after_reconnect,
             "published_readings_total": f.published_readings,
             "published_envelopes_total": f.published_envelopes,
             "rejected_envelopes_total": f.rejected_envelopes,

@@ -43,6 +43,8 @@ class Forwarder:
         """The MQTT client dropped its unacknowledged messages: resend them from the outbox."""
         self.inflight.clear()
         self.cursor = self.live_cursor = 0
+        if self.link is None or not self.link.stopping:
+            self.queue.requeue_recent()
         self._acked.set()
 
     def on_puback(self, mid: int, ok: bool) -> None:

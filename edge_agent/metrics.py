@@ -11,7 +11,8 @@ from typing import Callable
 log = logging.getLogger("edge_agent.metrics")
 
 _COUNTERS = {"readings_total", "dropped_readings_total", "dropped_envelopes_total", "published_readings_total",
-             "published_envelopes_total", "rejected_envelopes_total", "errors_total", "mqtt_reconnects"}
+             "published_envelopes_total", "rejected_envelopes_total", "errors_total", "mqtt_reconnects",
+             "resent_after_reconnect_total"}
 
 
 def _label(value: str) -> str:

@@ -181,6 +181,11 @@ class MqttLink:
         if self.on_disconnect_cb:
             self.on_disconnect_cb()
 
+    @property
+    def stopping(self) -> bool:
+        """A clean stop was asked for: a disconnect now is ours, not a lost broker."""
+        return self._stopping
+
     def ingest_alive(self) -> bool:
         """An ingest heartbeat was heard on this connection, recently."""
         return (self.last_heartbeat > self.connected_at

@@ -19,6 +19,8 @@ import asyncio
 import bisect
 import logging
 import sqlite3
+import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,8 @@ class OutboxRow:
 
 
 class DurableQueue:
-    def __init__(self, path: Path, site: str, agent: str, max_bytes: int, commit_interval_ms: int = 100):
+    def __init__(self, path: Path, site: str, agent: str, max_bytes: int, commit_interval_ms: int = 100,
+                 resend_window_s: float = 5.0):
         self.path = Path(path)
         self.site, self.agent = site, agent
         self.max_bytes = max_bytes
@@ -55,7 +58,16 @@ class DurableQueue:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-db")
         self._db: sqlite3.Connection | None = None
         self._staged: list[DeviceBatch] = []
-        self._acked: list[int] = []
+        self._deletes: list[int] = []                   # delivered ids whose resend window has passed
+        # Delivered (PUBACKed) envelopes stay on disk for resend_window_s: a broker that stops
+        # loses what it was still passing on (Mosquitto 2.0.11 with shared subscriptions), and
+        # those are the envelopes it acknowledged just before the connection dropped.
+        self.resend_window = resend_window_s
+        self._delivered: OrderedDict[int, tuple[float, tuple[int, int]]] = OrderedDict()
+        self.resent_after_reconnect = 0
+        self._resent: set[int] = set()      # requeued after delivery: dropping them loses nothing
+        self._acks: list[tuple[int, float]] = []
+        self._requeue = False
         self._seq: dict[str, int] = {}
         self._sizes: dict[int, tuple[int, int]] = {}   # id -> (bytes, readings), insertion-ordered
         self._order: list[int] = []                       # ids ever stored this run, ascending; may hold deleted ids
@@ -70,6 +82,7 @@ class DurableQueue:
         self._changed = asyncio.Event()
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._closing = False
         # Set by the forwarder: ids handed to the MQTT client and not yet acknowledged.
         self.protected_ids = lambda: set()
 
@@ -101,6 +114,7 @@ class DurableQueue:
                      len(self._sizes), self.readings)
 
     async def close(self) -> None:
+        self._closing = True          # a clean stop: what the broker acknowledged needs no resend
         if self._flusher:
             self._flusher.cancel()
             try:
@@ -123,8 +137,57 @@ class DurableQueue:
             self._wake.set()
 
     def ack(self, row_id: int) -> None:
-        """The broker acknowledged this envelope; delete it at the next commit."""
-        self._acked.append(row_id)
+        """The broker acknowledged this envelope: delivered; deleted once its resend window passed.
+
+        Applied at the next flush, on the event loop, while no commit reads the in-memory view.
+        """
+        self._acks.append((row_id, time.monotonic()))
+
+    def requeue_recent(self) -> None:
+        """The connection dropped: envelopes acknowledged within the resend window go out again
+        (applied at the next flush, before the forwarder can send anything on a new connection)."""
+        self._requeue = True
+
+    def _take_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        for row_id, acked_at in acks:
+            size = self._sizes.pop(row_id, None)
+            if size is None:
+                continue
+            self.bytes -= size[0]
+            self.readings -= size[1]
+            self._resent.discard(row_id)
+            self._delivered[row_id] = (acked_at, size)
+
+    def _requeue_delivered(self) -> int:
+        if not self._delivered:
+            return 0
+        for row_id, (_, size) in self._delivered.items():
+            self._sizes[row_id] = size
+            self.bytes += size[0]
+            self.readings += size[1]
+            index = bisect.bisect_left(self._order, row_id)
+            if index == len(self._order) or self._order[index] != row_id:
+                self._order.insert(index, row_id)
+        count = len(self._delivered)
+        self._resent.update(self._delivered)
+        self._delivered.clear()
+        self._sizes = dict(sorted(self._sizes.items()))     # oldest first, for drop-oldest
+        self.resent_after_reconnect += count
+        log.info("connection lost: %d envelopes the broker acknowledged in the last %.0fs go out again",
+                 count, self.resend_window)
+        return count
+
+    def _expired_deliveries(self, everything: bool = False) -> list[int]:
+        cutoff = time.monotonic() - self.resend_window
+        expired = []
+        while self._delivered:
+            row_id, (acked_at, _) = next(iter(self._delivered.items()))
+            if acked_at > cutoff and not everything:
+                break
+            self._delivered.popitem(last=False)
+            expired.append(row_id)
+        return expired
 
     @property
     def depth(self) -> int:
@@ -133,7 +196,7 @@ class DurableQueue:
     def ids_after(self, cursor: int, limit: int, upto: int | None = None) -> list[int]:
         """Ids of stored envelopes with id > cursor (and ≤ upto), oldest first."""
         if len(self._order) > 2 * len(self._sizes) + 1024:
-            self._order = list(self._sizes)
+            self._order = sorted(self._sizes)
         out = []
         order, sizes = self._order, self._sizes
         for index in range(bisect.bisect_right(order, cursor), len(order)):
@@ -179,21 +242,27 @@ class DurableQueue:
 
     async def flush(self) -> None:
         async with self._flush_lock:
-            if not self._staged and not self._acked:
+            self._take_acks()
+            if self._requeue and not self._closing:
+                self._requeue = False
+                self._requeue_delivered()
+            self._deletes += self._expired_deliveries(everything=self._closing)
+            if not self._staged and not self._deletes:
                 return
             staged, self._staged = self._staged, []
-            acked, self._acked = self._acked, []
+            acked, self._deletes = self._deletes, []
             try:
                 protected = self.protected_ids()
-                first_id, rows, seq, dropped = await self._run(self._commit_sync, staged, acked, protected)
+                resent = set(self._resent)
+                first_id, rows, seq, dropped = await self._run(self._commit_sync, staged, acked, protected, resent)
             except BaseException:
                 self._staged[:0] = staged
-                self._acked[:0] = acked
+                self._deletes[:0] = acked
                 raise
             self._apply(first_id, rows, seq, acked, dropped)
         self._changed.set()
 
-    def _commit_sync(self, staged: list[DeviceBatch], acked: list[int], protected: set[int]):
+    def _commit_sync(self, staged: list[DeviceBatch], acked: list[int], protected: set[int], resent: set[int]):
         """One transaction on the worker thread; it only reads the in-memory view."""
         db = self._db
         seq = dict(self._seq)
@@ -217,7 +286,7 @@ class DurableQueue:
                 db.executemany("INSERT INTO device_seq (device, seq) VALUES (?, ?) "
                                "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq",
                                ((d, seq[d]) for d in touched))
-            dropped = self._drop_oldest_sync(db, sum(len(p) for p, _ in rows), acked, protected)
+            dropped = self._drop_oldest_sync(db, sum(len(p) for p, _ in rows), acked, protected, resent)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -245,12 +314,15 @@ class DurableQueue:
             size = self._sizes.pop(row_id)
             self.bytes -= size[0]
             self.readings -= size[1]
+            if row_id in self._resent:        # the broker had it once already: not a loss
+                self._resent.discard(row_id)
+                continue
             self.dropped_envelopes += 1
             self.dropped_readings += size[1]
         self.commits += 1
 
     def _drop_oldest_sync(self, db: sqlite3.Connection, incoming: int, acked: list[int],
-                          protected: set[int]) -> list[int]:
+                          protected: set[int], resent: set[int]) -> list[int]:
         """Ids to drop so the outbox stays within max_bytes (deleted in the open transaction).
 
         Envelopes already handed to the MQTT client are not dropped: it resends them after
@@ -260,7 +332,7 @@ class DurableQueue:
         projected = self.bytes + incoming - sum(self._sizes.get(i, (0, 0))[0] for i in acked_set)
         if projected <= self.max_bytes:
             return []
-        dropped, readings = [], 0
+        dropped, lost, readings = [], 0, 0
         for row_id, (size, n) in self._sizes.items():
             if projected <= self.max_bytes:
                 break
@@ -268,12 +340,14 @@ class DurableQueue:
                 continue
             dropped.append(row_id)
             projected -= size
-            readings += n
+            if row_id not in resent:          # resent after delivery: the broker had it once
+                lost += 1
+                readings += n
         if dropped:
             db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in dropped))
-            for name, n in (("dropped_envelopes", len(dropped)), ("dropped_readings", readings)):
+            for name, n in (("dropped_envelopes", lost), ("dropped_readings", readings)):
                 db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
                            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
             log.warning("outbox full (%d bytes max): dropped the %d oldest envelopes (%d readings)",
-                        self.max_bytes, len(dropped), readings)
+                        self.max_bytes, lost, readings)
         return dropped

@@ -41,7 +41,7 @@ def test_broker_outage_loses_nothing_and_replays_backlog(tmp_path, broker):
         backlog = agent.metrics()["hinode_agent_queue_envelopes"]
         assert backlog >= 100, f"expected a backlog while the broker was down, got {backlog}"
         broker.start()
-        collector.wait_for(lambda c: all(len(c.seqs[d]) >= 120 for d in DEVICES), what="replay")
+        collector.wait_for(lambda c: all(len(set(c.seqs[d])) >= 120 for d in DEVICES), what="replay")
         assert agent.stop() == 0
         committed = assert_complete(agent, collector)
         assert all(committed[d] >= 120 for d in DEVICES)
