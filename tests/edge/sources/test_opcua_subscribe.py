@@ -68,7 +68,7 @@ async def test_bad_status_gives_bad_readings_for_that_device_only(peer):
     async with Run(section(peer.endpoint, watchdog_s=5.0)) as run:
         await run.wait_for(lambda: run.online("M1") and run.online("M2"), 5, "both meters online")
         await peer.set_bad("M2")
-        await run.wait_for(lambda: run.values("M2", "voltage_l1")[-1].quality is Quality.BAD, 3, "M2 Bad")
+        await run.wait_for(lambda: (v := run.values("M2", "voltage_l1")) and v[-1].quality is Quality.BAD, 3, "M2 Bad")
         bad = [r for b in run.of("M2")[-1:] for r in b.readings]
         assert bad and all(r.quality is Quality.BAD and r.value is None for r in bad)
         assert run.errors("M2", "bad_status") >= len(METRICS)
@@ -82,7 +82,8 @@ async def test_bad_status_gives_bad_readings_for_that_device_only(peer):
         await peer.write("M2", "Frequency", 49.9, ua.StatusCode(ua.StatusCodes.UncertainLastUsableValue))
         await run.wait_for(lambda: any(r.quality is Quality.UNCERTAIN and r.value == 49.9
                                        for r in run.values("M2", "frequency")), 3, "uncertain frequency")
-        await run.wait_for(lambda: run.values("M2", "voltage_l1")[-1].quality is Quality.GOOD, 3, "M2 good again")
+        await run.wait_for(lambda: (v := run.values("M2", "voltage_l1")) and v[-1].quality is Quality.GOOD, 3,
+                           "M2 good again")
         assert run.errors("_source", "resubscribe") == 0
 
 
