@@ -244,8 +244,16 @@ class Run:
         return self.context.devices[device].online
 
     async def wait_for(self, predicate, timeout: float, what: str) -> None:
+        """Wait until ``predicate()`` holds; a predicate over data not there yet (an empty
+        list indexed, a device not seen yet) counts as "not yet", not as a failure."""
+        def holds() -> bool:
+            try:
+                return bool(predicate())
+            except (IndexError, KeyError):
+                return False
+
         deadline = time.monotonic() + timeout
-        while not predicate():
+        while not holds():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
                                      f"errors={dict(self.context.errors)} devices={self.context.devices}")
