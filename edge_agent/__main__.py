@@ -9,14 +9,22 @@ import signal
 import sys
 
 
-def _run(config_path: str) -> int:
-    from edge_agent.agent import Agent
+def _load(config_path: str):
+    """The validated site config, or None after printing what is wrong with it."""
     from edge_agent.config import ConfigError, load_site_config
 
     try:
-        config = load_site_config(config_path)
+        return load_site_config(config_path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def _run(config_path: str) -> int:
+    from edge_agent.agent import Agent
+
+    config = _load(config_path)
+    if config is None:
         return 2
 
     async def main() -> None:
@@ -43,12 +51,8 @@ def _dump_tasks() -> None:
 
 
 def _check(config_path: str) -> int:
-    from edge_agent.config import ConfigError, load_site_config
-
-    try:
-        config = load_site_config(config_path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load(config_path)
+    if config is None:
         return 2
     devices = sum(len(getattr(c, "devices", [])) for c in config.source_configs)
     print(f"{config_path}: OK: site {config.site}, agent {config.agent}, "
