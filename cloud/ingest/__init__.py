@@ -13,8 +13,10 @@ Public API::
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
+import sys
 import threading
 
 from cloud.config import CloudConfig
@@ -35,6 +37,8 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     service = IngestService(config)
+    # `kill -USR1 <pid>` writes every thread's stack to stderr: how to see where a stuck ingest waits.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     try:
         service.start()
         log.info("ingest started: MQTT %s:%d (client id %s, share group %s) -> InfluxDB %s database %s",
@@ -45,6 +49,7 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
         log.info("stopping ingest")
     finally:
         service.stop(stop_timeout_s)
+        faulthandler.unregister(signal.SIGUSR1)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stats = service.stats()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -123,6 +124,16 @@ def rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
+def stuck_ingest_report(ingest) -> str:
+    """The ingest's log tail and every thread's stack (SIGUSR1, see run_ingest): where it waits."""
+    mark = len(ingest.log_text())
+    if ingest.proc.poll() is None:
+        os.kill(ingest.pid, signal.SIGUSR1)
+        time.sleep(1.0)
+    text = ingest.log_text()
+    return f"{text[max(0, mark - 1500):mark]}\n--- ingest threads on SIGUSR1 ---\n{text[mark:][-6000:]}"
+
+
 def stored_points(influx) -> set:
     result = influx.query(f'SELECT "seq" FROM {MEASUREMENTS} GROUP BY "device"', db="hinode")["results"][0]
     return {(s["name"], s["tags"]["device"], row[0]) for s in result.get("series", []) for row in s["values"]}
@@ -215,7 +226,8 @@ def test_a_flood_of_mutated_payloads_is_stored_or_dead_lettered_with_flat_memory
         result = wait_until(quiet, f"every payload stored or dead-lettered {seed_note}", 120, interval=0.5,
                             context=lambda: f"\ndead letters {letters.count} of at least {expected_dead}; "
                             f"codes {dict(letters.codes)}; {describe(progress.get('last'))}\n"
-                            f"{ingest.log_since_start()[-1500:]}")
+                            f"seconds:letters:MB {' '.join(f'{t:.0f}:{n}:{mb:.0f}' for t, n, mb in samples[-40::2])}\n"
+                            f"{stuck_ingest_report(ingest)}")
         time.sleep(1.0)                                 # late duplicates would show up now
         result = account(sent, letters.keys, stored_points(influx))
         assert ingest.stop() == 0, f"ingest did not stop cleanly {seed_note}"
