@@ -69,6 +69,8 @@ class IngestConfig(_Strict):
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=10.0, gt=0)
     max_inflight: int = Field(default=1000, ge=1, description="MQTT receive maximum: unacked messages the broker may send")
+    max_pending_dead_letters: int = Field(default=1000, ge=1, description="dead letters awaiting the broker's "
+                                          "PUBACK before the writer takes no new batch (bounds memory in a flood)")
     heartbeat_s: float = Field(default=1.0, gt=0, description="how often a subscribed ingest tells agents it listens")
     max_future_s: float = Field(default=300.0, gt=0, description="readings further ahead of the ingest's clock are "
                                 "dead-lettered as clock_skew")

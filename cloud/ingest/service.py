@@ -15,23 +15,58 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import threading
 import time
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
+from collections import deque
 
 from cloud.config import CloudConfig
 from cloud.influx import InfluxClient
+from cloud.ingest.link import LinkHandlers, LinkSettings, MqttLink, PublishHandle
+from cloud.ingest.mqtt_codec import reason_text
 from cloud.ingest.stats import IngestCounters, RateLimitedLog, SeqTracker, render_prometheus
 from cloud.ingest.writer import Abandoned, BatchOutcome, BatchWriter, Inbound
 from hinode import contract
 
-MAX_PENDING_DEAD_LETTERS = 1000
 log = logging.getLogger("cloud.ingest")
+
+
+class InboundBuffer:
+    """Received messages waiting for the writer. The network thread adds a whole receive
+    buffer's worth at once and stops reading from the socket while ``full()``."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._items: deque[Inbound] = deque()
+        self._ready = threading.Condition()
+
+    def put_many(self, items: list[Inbound]) -> None:
+        with self._ready:
+            self._items.extend(items)
+            self._ready.notify()
+
+    def full(self) -> bool:
+        return len(self._items) >= self.limit
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def take(self, limit: int, first_wait_s: float, more_wait_s: float, closing: threading.Event) -> list[Inbound]:
+        """Up to ``limit`` messages: waits ``first_wait_s`` for one, then up to ``more_wait_s``
+        for the batch to fill (not at all once closing)."""
+        items = self._items
+        with self._ready:
+            if not items and not self._ready.wait_for(lambda: items, first_wait_s):
+                return []
+            deadline = time.monotonic() + more_wait_s
+            while len(items) < limit and not closing.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._ready.wait(remaining):
+                    break
+            count = min(limit, len(items))
+            return [items.popleft() for _ in range(count)]
 
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 INGEST_ERROR = "ingest_error"
@@ -49,91 +84,59 @@ class IngestService:
         ingest = config.ingest
         self.counters = IngestCounters()
         self.seq = SeqTracker()
-        self._queue: queue.Queue[Inbound] = queue.Queue(ingest.queue_max_messages)
+        self._queue = InboundBuffer(ingest.queue_max_messages)
         self._closing = threading.Event()       # no new messages; drain the queue
         self._give_up = threading.Event()       # stop retrying; leave the rest unacknowledged
-        self._session_lock = threading.Lock()   # generation/connected vs. acks
-        self._generation = 0
-        self._connected = False
         self._ready = threading.Event()          # connected and subscribed
         self._reconnects = 0
-        self._pending_dead_letters: list[tuple[mqtt.MQTTMessageInfo, Inbound]] = []
+        self._pending_dead_letters: list[tuple[PublishHandle, Inbound]] = []
         self._dead_letter_log = RateLimitedLog(log)
         self.influx = InfluxClient(config.influx)
         self._writer = BatchWriter(self.influx, ingest, self.counters, self.seq,
                                    create_database=config.influx.create_database, give_up=self._give_up)
         self._thread: threading.Thread | None = None
         self._stopped = False
-        self.client = self._make_client()
-        if ingest.queue_max_messages < ingest.max_inflight:
-            log.warning("ingest.queue_max_messages (%d) < ingest.max_inflight (%d): the MQTT network thread "
-                        "will block on a full queue", ingest.queue_max_messages, ingest.max_inflight)
+        self.link = self._make_link()
 
     # ------------------------------------------------------------ MQTT wiring
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_link(self) -> MqttLink:
         mq = self.config.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=mq.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        if mq.username:
-            client.username_pw_set(mq.username, mq.password.get_secret_value() if mq.password else None)
-        if mq.tls is not None:
-            client.tls_set(ca_certs=str(mq.tls.ca) if mq.tls.ca else None,
-                           certfile=str(mq.tls.cert) if mq.tls.cert else None,
-                           keyfile=str(mq.tls.key) if mq.tls.key else None)
-            if mq.tls.insecure:
-                client.tls_insecure_set(True)
-        client.reconnect_delay_set(min_delay=0.25, max_delay=10)
-        # Dead letters and heartbeats are our only publishes; paho's default window of 20
-        # would queue a flood of dead letters in memory.
-        client.max_inflight_messages_set(min(self.config.ingest.max_inflight, 65535))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
-        return client
+        tls = mq.tls
+        settings = LinkSettings(
+            host=mq.host, port=mq.port, client_id=mq.client_id, keepalive_s=mq.keepalive_s,
+            session_expiry_s=mq.session_expiry_s, receive_maximum=min(self.config.ingest.max_inflight, 65535),
+            username=mq.username, password=mq.password.get_secret_value() if mq.password else None,
+            tls=tls is not None, tls_ca=tls.ca if tls else None, tls_cert=tls.cert if tls else None,
+            tls_key=tls.key if tls else None, tls_insecure=bool(tls and tls.insecure))
+        return MqttLink(settings, LinkHandlers(on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+                                               on_subscribe=self._on_subscribe, on_messages=self._on_messages,
+                                               can_receive=lambda: not self._queue.full()))
 
-    def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.config.mqtt.session_expiry_s
-        props.ReceiveMaximum = min(self.config.ingest.max_inflight, 65535)
-        return props
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("MQTT broker %s:%d refused the connection: %s",
-                        self.config.mqtt.host, self.config.mqtt.port, reason_code)
-            return
-        with self._session_lock:
-            self._generation += 1
-            self._connected = True
+    def _on_connect(self, session_present: bool, generation: int) -> None:
         topic = contract.shared(self.config.mqtt.share_group, contract.TELEMETRY_FILTER)
-        client.subscribe(topic, options=SubscribeOptions(qos=1))
+        self.link.subscribe(topic, qos=1)
         log.info("connected to MQTT %s:%d as %s (session present: %s), subscribed to %s",
                  self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.client_id,
-                 flags.session_present, topic)
+                 session_present, topic)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        with self._session_lock:
-            self._generation += 1
-            was_connected, self._connected = self._connected, False
+    def _on_disconnect(self, why: str) -> None:
         self._ready.clear()
-        if was_connected and not self._closing.is_set():
+        if not self._closing.is_set():
             self._reconnects += 1
-            log.warning("MQTT connection lost (%s); reconnecting, unacknowledged messages will be redelivered",
-                        reason_code)
+            log.warning("MQTT connection lost (%s); reconnecting, unacknowledged messages will be redelivered", why)
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        failed = [code for code in reason_codes if code.is_failure]
+    def _on_subscribe(self, reason_codes: list[int]) -> None:
+        failed = [code for code in reason_codes if code >= 0x80]
         if failed:
-            log.error("MQTT broker refused the telemetry subscription: %s", failed[0])
+            log.error("MQTT broker refused the telemetry subscription: %s", reason_text(failed[0]))
             return
         self._ready.set()
         self._send_heartbeat()
 
     def _send_heartbeat(self) -> None:
         beat = contract.IngestHeartbeat(ingest=self.config.mqtt.client_id, ts=time.time_ns() // 1_000_000)
-        self.client.publish(contract.INGEST_HEARTBEAT_TOPIC, contract.encode(beat), qos=0)
+        self.link.publish(contract.INGEST_HEARTBEAT_TOPIC, contract.encode(beat), qos=0)
 
     def _run_heartbeat(self) -> None:
         """Tell edge agents an ingest is subscribed; they hold their outbox when nobody is."""
@@ -141,19 +144,13 @@ class IngestService:
             if self._ready.is_set():
                 self._send_heartbeat()
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_messages(self, items: list[Inbound]) -> None:
         if self._closing.is_set():
-            return  # not acknowledged: the broker redelivers it to this session later
-        item = Inbound(msg.mid, msg.qos, msg.topic, msg.payload, self._generation)
-        self.counters.received += 1
-        while True:
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                self.counters.backpressure_waits += 1
-                if self._closing.is_set():
-                    return
+            return  # not acknowledged: the broker redelivers them to this session later
+        self.counters.received += len(items)
+        if self._queue.full():
+            self.counters.backpressure_waits += 1
+        self._queue.put_many(items)
 
     # ------------------------------------------------------------ life cycle
 
@@ -163,10 +160,7 @@ class IngestService:
         self._thread = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
         self._thread.start()
         threading.Thread(target=self._run_heartbeat, name="ingest-heartbeat", daemon=True).start()
-        mq = self.config.mqtt
-        self.client.connect_async(mq.host, mq.port, keepalive=mq.keepalive_s, clean_start=False,
-                                  properties=self._connect_properties())
-        self.client.loop_start()
+        self.link.start()
 
     def wait_ready(self, timeout: float) -> bool:
         """True once connected and subscribed (start() does not wait for it)."""
@@ -189,8 +183,7 @@ class IngestService:
                 self._give_up.set()
                 self._thread.join(max(0.1, deadline - time.monotonic()))
         self._give_up.set()
-        self.client.disconnect()  # queued after our last PUBACKs, so they reach the broker first
-        self.client.loop_stop()
+        self.link.stop()  # sends our last PUBACKs, then DISCONNECT
         self.influx.close()
         left = self._queue.qsize()
         if left:
@@ -199,30 +192,13 @@ class IngestService:
     # ------------------------------------------------------------ writer thread
 
     def _next_batch(self) -> list[Inbound]:
-        limit = self.config.ingest.batch_max_messages
-        try:
-            batch = [self._queue.get(timeout=0.1)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.config.ingest.batch_max_ms / 1000
-        while len(batch) < limit:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0 or self._closing.is_set():
-                    batch.append(self._queue.get_nowait())
-                else:
-                    batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
+        return self._queue.take(self.config.ingest.batch_max_messages, 0.1,
+                                self.config.ingest.batch_max_ms / 1000, self._closing)
 
     def _run_writer(self) -> None:
         while not self._give_up.is_set():
             self._ack_confirmed_dead_letters()
-            # Back-pressure: while many dead letters await their PUBACK, take no new batch.
-            while len(self._pending_dead_letters) > MAX_PENDING_DEAD_LETTERS and not self._give_up.is_set():
-                time.sleep(0.01)
-                self._ack_confirmed_dead_letters()
+            self._wait_for_dead_letter_room()
             batch = self._next_batch()
             if not batch:
                 if self._closing.is_set() and self._queue.empty():
@@ -277,28 +253,37 @@ class IngestService:
         letter = contract.DeadLetter(
             reason=f"{code}: {message}", topic=item.topic, ts=time.time_ns() // 1_000_000,
             payload=item.payload[:DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="replace"))
-        info = self.client.publish(contract.dead_letter_topic(code), contract.encode(letter), qos=1)
+        handle = self.link.publish(contract.dead_letter_topic(code), contract.encode(letter), qos=1)
         # Keep only what the ack needs: a flood of oversized payloads must not sit in memory.
-        self._pending_dead_letters.append((info, dataclasses.replace(item, payload=b"")))
+        self._pending_dead_letters.append((handle, dataclasses.replace(item, payload=b"")))
 
     def _ack_confirmed_dead_letters(self) -> None:
         """Ack originals whose dead letter the broker PUBACKed; drop those from older connections."""
         if not self._pending_dead_letters:
             return
         still_pending, confirmed = [], []
-        for info, item in self._pending_dead_letters:
-            try:
-                published = info.is_published()
-            except (ValueError, RuntimeError):
-                published = False  # never sent (no connection): the original will be redelivered
-            if published:
+        generation = self.link.generation
+        for handle, item in self._pending_dead_letters:
+            if handle.is_published():
                 confirmed.append(item)
-            elif item.generation == self._generation:
-                still_pending.append((info, item))
+            elif handle.state != "lost" and item.generation == generation:
+                still_pending.append((handle, item))
             else:
                 self.counters.ack_skipped_reconnected += 1
         self._pending_dead_letters = still_pending
         self._ack(confirmed)
+
+    def _wait_for_dead_letter_room(self) -> None:
+        """Back-pressure: while many dead letters await their PUBACK, take no new batch.
+
+        The link keeps reading from the broker while publishes await their PUBACK, even
+        with the queue full, so this wait always ends (it once deadlocked when the network
+        thread blocked on a full queue instead).
+        """
+        limit = self.config.ingest.max_pending_dead_letters
+        while len(self._pending_dead_letters) > limit and not self._give_up.is_set():
+            time.sleep(0.005)
+            self._ack_confirmed_dead_letters()
 
     def _wait_for_dead_letters(self, timeout: float = 2.0) -> None:
         deadline = time.monotonic() + timeout
@@ -307,14 +292,11 @@ class IngestService:
             self._ack_confirmed_dead_letters()
 
     def _ack(self, items: list[Inbound]) -> None:
-        with self._session_lock:
-            for item in items:
-                if item.generation != self._generation or not self._connected:
-                    self.counters.ack_skipped_reconnected += 1
-                    continue
-                if item.qos > 0:
-                    self.client.ack(item.mid, item.qos)
-                self.counters.acked += 1
+        if not items:
+            return
+        acked, skipped = self.link.ack(items)
+        self.counters.acked += acked
+        self.counters.ack_skipped_reconnected += skipped
 
     # ------------------------------------------------------------ observability
 
@@ -351,7 +333,8 @@ class IngestService:
             "gaps": self.seq.gaps,
             "out_of_order": self.seq.out_of_order,
             "seq_resets": self.seq.resets,
-            "mqtt_connected": self._connected,
+            "mqtt_connected": self.link.connected,
+            "mqtt_refused_publishes": self.link.refused_publishes,
             "mqtt_subscribed": self._ready.is_set(),
             "mqtt_reconnects": self._reconnects,
             "client_id": self.config.mqtt.client_id,

@@ -90,7 +90,7 @@ class IngestCounters:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     received: int = 0                  # network thread
-    backpressure_waits: int = 0        # network thread: the queue was full
+    backpressure_waits: int = 0        # messages arrived into a full queue: reading paused
     written_envelopes: int = 0         # writer thread from here on
     written_points: int = 0
     written_readings: int = 0
@@ -120,7 +120,8 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 _COUNTERS = [
     ("received", "MQTT messages received"),
-    ("backpressure_waits", "times the network thread waited for room in the queue"),
+    ("backpressure_waits", "times messages arrived into a full queue and reading from the broker paused"),
+    ("mqtt_refused_publishes", "dead letters the broker answered with an error PUBACK (e.g. not authorized)"),
     ("written_envelopes", "envelopes stored in InfluxDB"),
     ("written_points", "points (lines) stored in InfluxDB"),
     ("written_readings", "reading values stored in InfluxDB"),

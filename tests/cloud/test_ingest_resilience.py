@@ -165,3 +165,27 @@ def test_broker_restart_mid_stream_loses_nothing_and_leaves_nothing_unacknowledg
     with running_ingest(config) as again:  # same client id: whatever was left unacked would come back now
         time.sleep(1.0)
         assert again.stats()["received"] == 0
+
+
+def test_dead_letter_flood_with_a_full_queue_does_not_deadlock(broker, influx):
+    """Seen in CI (fuzz flood, mosquitto 2.0.11 sending past the receive maximum): the writer
+    waited for dead-letter PUBACKs while the network thread, the only one that reads them, was
+    blocked on the full queue. Both waited forever. A small queue and a small pending bound
+    reproduce it without the broker's help."""
+    bad, good = 3000, 100
+    config = ingest_config(broker, influx, queue_max_messages=10, max_inflight=1000, max_pending_dead_letters=20)
+    listener = DeadLetterListener(broker)
+    publisher = Publisher(broker)
+    with running_ingest(config) as service:
+        infos = [publisher.raw("hinode/v1/plant-a/edge-1/telemetry", b"[1, 2, 3]") for _ in range(bad)]
+        infos += [publisher.envelope(meter_envelope(seq)) for seq in range(1, good + 1)]
+        for info in infos:
+            info.wait_for_publish(10)
+        wait_until(lambda: service.stats()["acked"] == bad + good, 45,
+                   f"all {bad + good} messages acked (stats: {service.stats()})")
+        stats = service.stats()
+    publisher.close()
+    wait_until(lambda: len(listener.snapshot()) >= bad, 10, f"{bad} dead letters")
+    listener.close()
+    assert stats["dead_letter"] == {"wrong_type": bad}
+    assert distinct_seqs(influx) == {"pm-1": good}
