@@ -1,5 +1,5 @@
-"""MQTT -> InfluxDB ingest: paho's network thread feeds a bounded queue, one writer thread
-batches, writes and acknowledges.
+"""MQTT -> InfluxDB ingest: the link's network thread (cloud/ingest/link.py) feeds a bounded
+queue; one writer thread batches, writes and acknowledges.
 
 Delivery guarantee: a message is acknowledged (PUBACK) only after it is stored in
 InfluxDB or after its dead letter was PUBACKed by the broker. The MQTT session is
