@@ -71,22 +71,26 @@ def test_connack_suback_puback_and_disconnect_are_read_with_their_reasons():
 def test_garbage_from_the_broker_is_refused_as_malformed_never_crashes(data):
     reader = codec.PacketReader(max_packet_size=10_000)
     reader.feed(data)
+    consumed = 0
     try:
         for first, buffer, start, end in reader.packets():
+            assert 0 <= start <= end <= len(data) and end > consumed
+            consumed = end
             kind = first & 0xF0
             body = bytes(buffer[start:end])
             if kind == codec.PUBLISH:
-                codec.parse_publish(first, buffer, start, end)
+                mid, qos, topic, payload = codec.parse_publish(first, buffer, start, end)
+                assert qos in (0, 1, 2) and isinstance(topic, str) and len(payload) <= end - start
             elif kind == codec.CONNACK:
-                codec.parse_connack(body)
+                assert isinstance(codec.parse_connack(body).properties, dict)
             elif kind == codec.SUBACK:
-                codec.parse_suback(body)
+                assert all(0 <= code <= 255 for code in codec.parse_suback(body)[1])
             elif kind == codec.PUBACK:
-                codec.parse_puback(body)
+                assert 0 <= codec.parse_puback(body)[1] <= 255
             elif kind == codec.DISCONNECT:
-                codec.parse_disconnect(body)
-    except codec.MalformedPacket:
-        pass
+                assert 0 <= codec.parse_disconnect(body)[0] <= 255
+    except codec.MalformedPacket as exc:
+        assert str(exc)       # a reason the log line can show
 
 
 def test_an_oversized_packet_is_refused_before_it_is_buffered_whole():
