@@ -20,7 +20,7 @@ import bisect
 import logging
 import sqlite3
 import time
-from collections import OrderedDict
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +63,9 @@ class DurableQueue:
         # loses what it was still passing on (Mosquitto 2.0.11 with shared subscriptions), and
         # those are the envelopes it acknowledged just before the connection dropped.
         self.resend_window = resend_window_s
-        self._delivered: OrderedDict[int, tuple[float, tuple[int, int]]] = OrderedDict()
+        # (row id, acked at, size) in ack order: a deque of tuples, half the memory of an
+        # OrderedDict while a backlog drains at ~15k envelopes/s through a 5 s window.
+        self._delivered: deque[tuple[int, float, tuple[int, int]]] = deque()
         self.resent_after_reconnect = 0
         self._resent: set[int] = set()      # requeued after delivery: dropping them loses nothing
         self._acks: list[tuple[int, float]] = []
@@ -157,12 +159,12 @@ class DurableQueue:
             self.bytes -= size[0]
             self.readings -= size[1]
             self._resent.discard(row_id)
-            self._delivered[row_id] = (acked_at, size)
+            self._delivered.append((row_id, acked_at, size))
 
     def _requeue_delivered(self) -> int:
         if not self._delivered:
             return 0
-        for row_id, (_, size) in self._delivered.items():
+        for row_id, _, size in self._delivered:
             self._sizes[row_id] = size
             self.bytes += size[0]
             self.readings += size[1]
@@ -170,7 +172,7 @@ class DurableQueue:
             if index == len(self._order) or self._order[index] != row_id:
                 self._order.insert(index, row_id)
         count = len(self._delivered)
-        self._resent.update(self._delivered)
+        self._resent.update(row_id for row_id, _, _ in self._delivered)
         self._delivered.clear()
         self._sizes = dict(sorted(self._sizes.items()))     # oldest first, for drop-oldest
         self.resent_after_reconnect += count
@@ -181,11 +183,12 @@ class DurableQueue:
     def _expired_deliveries(self, everything: bool = False) -> list[int]:
         cutoff = time.monotonic() - self.resend_window
         expired = []
-        while self._delivered:
-            row_id, (acked_at, _) = next(iter(self._delivered.items()))
+        delivered = self._delivered
+        while delivered:
+            row_id, acked_at, _ = delivered[0]
             if acked_at > cutoff and not everything:
                 break
-            self._delivered.popitem(last=False)
+            delivered.popleft()
             expired.append(row_id)
         return expired
 
