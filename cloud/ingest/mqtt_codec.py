@@ -286,7 +286,3 @@ class PacketReader:
             self._pos = pos
             yield first, buffer, head, end
         self._pos = pos
-
-    def reset(self) -> None:
-        self._buffer = bytearray()
-        self._pos = 0
