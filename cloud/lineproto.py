@@ -6,7 +6,9 @@ InfluxDB schema (fixed; the API, the board and Grafana read it like this):
   ``influx.retention_policy`` is set.
 * measurement = ``envelope.kind``: ``meter``, ``charger``, ``vitals``, ``vehicle``, ``agent``.
 * tags: ``site``, ``agent``, ``device``, ``profile`` (an empty profile is omitted, as line
-  protocol has no empty tag values). Nothing else is a tag: cardinality stays bounded.
+  protocol has no empty tag values), plus the ``meta`` keys the envelope's kind declares
+  (``hinode.contract.META_KEYS``; the ingest drops and counts any other key before encoding).
+  Nothing else is a tag: cardinality stays bounded.
 * fields: one per metric, the metric name as the field key.
 
   - int and float values are written as FLOAT (``42`` -> ``42.0``), so a field never
@@ -112,19 +114,22 @@ _BAD = Quality.BAD
 _UNCERTAIN = Quality.UNCERTAIN
 
 
-def _tag_set(envelope: TelemetryEnvelope) -> str:
+def _tag_set(envelope: TelemetryEnvelope, meta: dict[str, str] | None) -> str:
     values = {"agent": envelope.agent, "device": envelope.device,
               "profile": envelope.profile, "site": envelope.site}
-    return "".join(f",{key}={escape_key(values[key])}" for key in TAG_KEYS if values[key])
+    if meta:
+        values.update(meta)
+    return "".join(f",{key}={escape_key(values[key])}" for key in sorted(values) if values[key])
 
 
-def _line_prefix(envelope: TelemetryEnvelope) -> str:
-    key = (envelope.kind, envelope.site, envelope.agent, envelope.device, envelope.profile)
+def _line_prefix(envelope: TelemetryEnvelope, meta: dict[str, str] | None) -> str:
+    key = (envelope.kind, envelope.site, envelope.agent, envelope.device, envelope.profile,
+           tuple(sorted(meta.items())) if meta else ())
     prefix = _PREFIX_CACHE.get(key)
     if prefix is None:
         if len(_PREFIX_CACHE) >= _CACHE_LIMIT:
             _PREFIX_CACHE.clear()
-        prefix = _PREFIX_CACHE[key] = escape_measurement(str(envelope.kind)) + _tag_set(envelope) + " "
+        prefix = _PREFIX_CACHE[key] = escape_measurement(str(envelope.kind)) + _tag_set(envelope, meta) + " "
     return prefix
 
 
@@ -137,13 +142,18 @@ def _field_key(metric: str) -> str:
     return key
 
 
-def encode_envelope(envelope: TelemetryEnvelope) -> EncodedEnvelope:
+def encode_envelope(envelope: TelemetryEnvelope, meta: dict[str, str] | None = None,
+                    exclude: frozenset[str] = frozenset()) -> EncodedEnvelope:
     """Line protocol for one envelope, one line per distinct reading ``ts``.
+
+    ``meta``: the tags to add (already checked against the kind's declared keys).
+    ``exclude``: metrics to leave out and list in ``bad_metrics`` (a field InfluxDB refused
+    for its type, so the rest of the envelope can be stored).
 
     This runs once per message on the ingest's hot path, hence the caches and the
     ``type(...) is`` checks; the behaviour is the one described in the module docstring.
     """
-    prefix = _line_prefix(envelope)
+    prefix = _line_prefix(envelope, meta)
     seq_text = f"{SEQ_FIELD}={int(envelope.seq)}i"
     # ts -> (metric -> formatted value, bad metric names, uncertain metric names)
     groups: dict[int, tuple[dict[str, str], set[str], set[str]]] = {}
@@ -159,6 +169,10 @@ def encode_envelope(envelope: TelemetryEnvelope) -> EncodedEnvelope:
             last_ts = ts
         metric = reading.metric
         quality = reading.quality
+        if exclude and metric in exclude:
+            bad.add(metric)
+            fields.pop(metric, None)
+            continue
         if metric in RESERVED_KEYS:
             out.reserved_metric += 1
             out.problems.append(f"metric name {metric!r} is reserved by the InfluxDB schema")

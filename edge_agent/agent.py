@@ -8,16 +8,19 @@ import time
 from dataclasses import dataclass, field
 
 from hinode import contract
-from hinode.contract import AgentStatus, DeviceKind, DeviceState
+from hinode.contract import AgentCatalog, AgentStatus, DeviceCatalog, DeviceKind, DeviceState
+from edge_agent.commands import CommandLedger, CommandProcessor, ResultSender, Target, ledger_path
 from edge_agent.config import SiteConfig, source_plugin
 from edge_agent.forwarder import Forwarder
 from edge_agent.metrics import MetricsServer, render_prometheus
 from edge_agent.mqtt import MqttLink
 from edge_agent.queue import DurableQueue
-from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms, reading
+from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms, reading, wait_event
 
 log = logging.getLogger("edge_agent")
 VERSION = "0.1.0"
+# The catalog goes out on every connection and at least this often, so the cloud's copy stays fresh.
+CATALOG_REFRESH_S = 6 * 3600
 
 
 @dataclass
@@ -25,6 +28,7 @@ class SourceRunner:
     name: str
     type_name: str
     context: SourceContext
+    source: object = None          # the live Source instance (commands are handed to it)
     restarts: int = 0
     rate_mark: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
     readings_per_s: float = 0.0
@@ -37,11 +41,22 @@ class Agent:
                                   config.queue.max_bytes, config.queue.commit_interval_ms,
                                   config.queue.resend_window_s)
         self.forwarder = Forwarder(self.queue, contract.telemetry_topic(config.site, config.agent),
-                                   window=config.mqtt.max_inflight)
+                                   window=config.mqtt.max_inflight,
+                                   personal_topic=contract.personal_topic(config.site, config.agent))
         self.status_topic = contract.status_topic(config.site, config.agent)
+        self.commands: CommandProcessor | None = None
+        self.results: ResultSender | None = None
+        if config.commands.enabled:
+            ledger = CommandLedger(ledger_path(config), config.commands.keep_days)
+            self.commands = CommandProcessor(config.site, config.agent, ledger, self._resolve_target,
+                                             config.commands.timeout_s)
+            self.results = ResultSender(ledger, contract.result_topic(config.site, config.agent),
+                                        self.commands.results_wake)
         self.link = MqttLink(config, self.status_topic, self._status_payload("offline"),
-                             on_puback=self.forwarder.on_puback, on_connect=self._on_connect,
-                             on_disconnect=self.forwarder.on_disconnected)
+                             on_puback=self._on_puback, on_connect=self._on_connect,
+                             on_disconnect=self._on_disconnect,
+                             on_command=self.commands.submit if self.commands else None)
+        self._catalog_dirty = asyncio.Event()
         self.runners: list[SourceRunner] = []
         self.started = time.monotonic()
         self._status_dirty = asyncio.Event()
@@ -63,6 +78,55 @@ class Agent:
     def _on_connect(self) -> None:
         self.forwarder.on_connected()
         self._status_dirty.set()
+        self._catalog_dirty.set()
+
+    def _on_disconnect(self) -> None:
+        self.forwarder.on_disconnected()
+        if self.results:
+            self.results.on_disconnected()
+
+    def _on_puback(self, mid: int, ok: bool) -> None:
+        if self.results is None or not self.results.on_puback(mid, ok):
+            self.forwarder.on_puback(mid, ok)
+
+    # ---------------------------------------------------------------- commands and catalog
+
+    def _resolve_target(self, target: str) -> Target | None:
+        """A command's target: a source by name, or the source that polls that device."""
+        for runner in self.runners:
+            if runner.name == target and runner.source is not None:
+                return Target(runner.source, runner.name, None)
+        for runner in self.runners:
+            if target in runner.context.devices and runner.source is not None:
+                return Target(runner.source, runner.name, target)
+        return None
+
+    def catalog(self) -> AgentCatalog:
+        devices = []
+        for runner in self.runners:
+            for device, (profile, metrics) in runner.context.catalog.items():
+                health = runner.context.devices.get(device)
+                kind = health.kind if health else DeviceKind.METER
+                devices.append(DeviceCatalog(device=device, kind=kind, profile=profile, metrics=metrics))
+        return AgentCatalog(site=self.config.site, agent=self.config.agent, ts=now_ms(), devices=devices)
+
+    async def _catalog_loop(self) -> None:
+        """Send the catalog once an ingest listens: on every connection, on changes, and periodically."""
+        topic = contract.catalog_topic(self.config.site, self.config.agent)
+        link, sent_on = self.link, -1
+        while True:
+            await wait_event(self._catalog_dirty, CATALOG_REFRESH_S)
+            await asyncio.sleep(0.5)          # coalesce: sources describe their devices one by one
+            while not (link.connected.is_set() and (link.ingest_alive() or not self.config.mqtt.wait_for_ingest)):
+                await asyncio.sleep(0.5)
+            self._catalog_dirty.clear()
+            catalog = self.catalog()
+            if catalog.devices or sent_on != link.connects:
+                link.publish(topic, contract.encode(catalog), qos=1)
+                sent_on = link.connects
+
+    def _on_catalog_change(self) -> None:
+        self._catalog_dirty.set()
 
     async def _status_loop(self) -> None:
         while True:
@@ -78,7 +142,7 @@ class Agent:
         plugin = source_plugin(runner.type_name)
         delay = 1.0
         while True:
-            source = plugin.Source(source_config, runner.context)
+            source = runner.source = plugin.Source(source_config, runner.context)
             try:
                 await source.connect()
                 async for batch in source.readings():
@@ -146,6 +210,8 @@ class Agent:
             "devices_online": sum(s["devices_online"] for s in per_source.values()),
             "devices_total": sum(s["devices_total"] for s in per_source.values()),
             "sources": per_source,
+            "commands": dict(self.commands.counts) if self.commands else {},
+            "command_results_pending": len(self.results.inflight) if self.results else 0,
         }
 
     async def _health_loop(self) -> None:
@@ -184,14 +250,20 @@ class Agent:
                                     log=logging.getLogger(f"edge_agent.sources.{source_config.type}"),
                                     profile_dirs=config.profile_dirs)
             context.on_state_change = self._on_device_change
+            context.on_catalog_change = self._on_catalog_change
             self.runners.append(SourceRunner(source_config.name, source_config.type, context))
         if config.metrics.listen:
             self.metrics_server = MetricsServer(config.metrics.listen, lambda: render_prometheus(self.health()))
             await self.metrics_server.start()
+        if self.commands:
+            await self.commands.start()
         await self.link.start()
         self._tasks = [asyncio.create_task(self._supervised(self.forwarder.run, self.link), name="forwarder"),
                        asyncio.create_task(self._supervised(self._status_loop), name="status"),
-                       asyncio.create_task(self._supervised(self._health_loop), name="health")]
+                       asyncio.create_task(self._supervised(self._health_loop), name="health"),
+                       asyncio.create_task(self._supervised(self._catalog_loop), name="catalog")]
+        if self.results:
+            self._tasks.append(asyncio.create_task(self._supervised(self.results.run, self.link), name="results"))
         self._tasks += [asyncio.create_task(self._run_source(runner, cfg), name=f"source-{runner.name}")
                         for runner, cfg in zip(self.runners, config.source_configs)]
         log.info("agent %s/%s running: %d sources, outbox %s", config.site, config.agent,
@@ -201,7 +273,7 @@ class Agent:
 
     async def shutdown(self, drain_timeout_s: float = 3.0) -> None:
         """Stop polling, then give the broker a moment to take what is stored; the rest replays next start."""
-        producers = [t for t in self._tasks if t.get_name() not in ("forwarder", "status")]
+        producers = [t for t in self._tasks if t.get_name() not in ("forwarder", "status", "results")]
         for task in producers:
             task.cancel()
         await asyncio.gather(*producers, return_exceptions=True)
@@ -213,6 +285,8 @@ class Agent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.commands:
+            await self.commands.stop()        # after the result sender: it reads the ledger
         await self.link.stop(self.status_topic, self._status_payload("offline"))
         if self.metrics_server:
             await self.metrics_server.stop()

@@ -68,6 +68,17 @@ class MqttConfig(_Strict):
     ingest_timeout_s: float = Field(default=5.0, gt=0, description="heartbeat silence after which publishing pauses")
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    # The broker keeps the agent's session (its command subscription and the QoS 1 commands sent
+    # meanwhile) this long after a disconnect: a site outage shorter than this loses no command.
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF,
+                                  description="how long the broker keeps commands for an offline agent")
+
+
+class CommandsConfig(_Strict):
+    enabled: bool = Field(default=True, description="subscribe to this agent's commands")
+    ledger: Path | None = Field(default=None, description="executed command ids (default: next to the outbox)")
+    timeout_s: float = Field(default=30.0, gt=0, le=3600, description="longest a source may take for one command")
+    keep_days: int = Field(default=90, ge=1, description="how long executed ids are remembered")
 
 
 class QueueConfig(_Strict):
@@ -105,6 +116,7 @@ class SiteConfig(_Strict):
     agent: Ident
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     health_interval_s: float = Field(default=10.0, ge=0.5)
     profile_dirs: list[Path] = Field(default_factory=list)
@@ -182,6 +194,8 @@ def load_site_config(path: Path | str) -> SiteConfig:
     config.config_path = path
     if not config.queue.path.is_absolute():
         config.queue.path = base / config.queue.path
+    if config.commands.ledger is not None and not config.commands.ledger.is_absolute():
+        config.commands.ledger = base / config.commands.ledger
     config.profile_dirs = [d if d.is_absolute() else base / d for d in config.profile_dirs]
     problems: list[str] = []
     for index, directory in enumerate(config.profile_dirs):

@@ -19,9 +19,10 @@ log = logging.getLogger("edge_agent.forwarder")
 
 
 class Forwarder:
-    def __init__(self, queue: DurableQueue, topic: str, window: int):
+    def __init__(self, queue: DurableQueue, topic: str, window: int, personal_topic: str | None = None):
         self.queue = queue
         self.topic = topic
+        self.personal_topic = personal_topic or topic
         self.window = window
         self.link: MqttLink | None = None
         self.inflight: dict[int, tuple[int, int]] = {}    # mid -> (row id, readings)
@@ -86,7 +87,7 @@ class Forwarder:
                 continue
             rows = await self.queue.load(ids)
             for row in rows:
-                mid = link.publish(self.topic, row.payload, qos=1)
+                mid = link.publish(self.personal_topic if row.personal else self.topic, row.payload, qos=1)
                 self.inflight[mid] = (row.id, row.readings)
 
     def _next_ids(self, free: int) -> list[int]:

@@ -37,6 +37,11 @@ def render_prometheus(health: dict) -> str:
         lines.append(f"hinode_source_restarts_total{{{label}}} {s['restarts']}")
         for (device, code), count in sorted(s["errors"].items()):
             lines.append(f'hinode_source_errors_total{{{label},device="{_label(device)}",code="{_label(code)}"}} {count}')
+    lines.append("# HELP hinode_agent_commands_total Commands from the cloud, by outcome "
+                 "(done, failed, rejected, expired, duplicate, invalid)")
+    lines.append("# TYPE hinode_agent_commands_total counter")
+    for outcome, count in sorted(health.get("commands", {}).items()):
+        lines.append(f'hinode_agent_commands_total{{outcome="{_label(outcome)}"}} {count}')
     return "\n".join(lines) + "\n"
 
 

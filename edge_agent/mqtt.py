@@ -17,6 +17,8 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from hinode import contract
 from edge_agent.config import SiteConfig
@@ -29,9 +31,14 @@ STABLE_CONNECTION_S = 10.0
 class MqttLink:
     def __init__(self, config: SiteConfig, will_topic: str, will_payload: bytes,
                  on_puback: Callable[[int, bool], None], on_connect: Callable[[], None] | None = None,
-                 on_disconnect: Callable[[], None] | None = None):
+                 on_disconnect: Callable[[], None] | None = None,
+                 on_command: Callable[[str, bytes], None] | None = None):
         self.config = config
         self.on_puback = on_puback
+        self.on_command = on_command
+        self._command_filter = contract.command_filter(config.site, config.agent)
+        self._command_prefix = self._command_filter.removesuffix("#")
+        self.session_present = False
         self.on_connect_cb = on_connect
         self.on_disconnect_cb = on_disconnect
         self.ingest_heard = asyncio.Event()
@@ -134,7 +141,12 @@ class MqttLink:
 
     def _connect_blocking(self) -> None:
         m = self.config.mqtt
-        self.client.connect(m.host, m.port, keepalive=m.keepalive_s, clean_start=True)
+        # A persistent session (clean start off, with an expiry): the broker keeps our command
+        # subscription and queues the QoS 1 commands sent while the site is offline. paho keeps
+        # these settings for every reconnect().
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = m.session_expiry_s
+        self.client.connect(m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=properties)
 
     def _drop_socket(self) -> None:
         sock = self.client.socket()
@@ -161,7 +173,10 @@ class MqttLink:
             return
         self.connects += 1
         self.connected_at = time.monotonic()
+        self.session_present = bool(getattr(flags, "session_present", False))
         client.subscribe(contract.INGEST_HEARTBEAT_TOPIC, qos=0)
+        if self.on_command is not None:
+            client.subscribe(self._command_filter, qos=1)
         log.info("MQTT connected to %s:%d as %s", self.config.mqtt.host, self.config.mqtt.port, self.config.client_id)
         self.connected.set()
         if self.on_connect_cb:
@@ -195,6 +210,8 @@ class MqttLink:
         if msg.topic == contract.INGEST_HEARTBEAT_TOPIC:
             self.last_heartbeat = time.monotonic()
             self.ingest_heard.set()
+        elif self.on_command is not None and msg.topic.startswith(self._command_prefix):
+            self.on_command(msg.topic, msg.payload)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.on_puback(mid, not reason_code.is_failure)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from hinode.contract import TelemetryEnvelope
+from hinode.contract import TelemetryEnvelope, is_personal
 from edge_agent.sources.base import DeviceBatch, wait_event
 
 log = logging.getLogger("edge_agent.queue")
@@ -34,7 +34,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     payload BLOB NOT NULL,
-    readings INTEGER NOT NULL
+    readings INTEGER NOT NULL,
+    personal INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -46,6 +47,7 @@ class OutboxRow:
     id: int
     payload: bytes
     readings: int
+    personal: int = 0          # a personal kind (vitals): published on the personal topic
 
 
 class DurableQueue:
@@ -100,6 +102,9 @@ class DurableQueue:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+        if "personal" not in columns:     # an outbox written before personal data had its own topic
+            db.execute("ALTER TABLE outbox ADD COLUMN personal INTEGER NOT NULL DEFAULT 0")
         self._seq = dict(db.execute("SELECT device, seq FROM device_seq"))
         for row_id, size, readings in db.execute("SELECT id, length(payload), readings FROM outbox ORDER BY id"):
             self._sizes[row_id] = (size, readings)
@@ -223,7 +228,8 @@ class DurableQueue:
 
     def _load_sync(self, ids: list[int]) -> list[OutboxRow]:
         marks = ",".join("?" * len(ids))
-        rows = self._db.execute(f"SELECT id, payload, readings FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
+        rows = self._db.execute(f"SELECT id, payload, readings, personal FROM outbox WHERE id IN ({marks}) ORDER BY id",
+                                ids)
         return [OutboxRow(*row) for row in rows]
 
     async def wait_changed(self, timeout: float) -> None:
@@ -276,25 +282,25 @@ class DurableQueue:
             touched.add(batch.device)
             envelope = TelemetryEnvelope.model_construct(
                 v=1, site=self.site, agent=self.agent, device=batch.device, kind=batch.kind,
-                profile=batch.profile, seq=seq[batch.device], readings=batch.readings, meta={})
-            rows.append((envelope.model_dump_json().encode(), len(batch.readings)))
+                profile=batch.profile, seq=seq[batch.device], readings=batch.readings, meta=batch.meta)
+            rows.append((envelope.model_dump_json().encode(), len(batch.readings), is_personal(batch.kind)))
         first_id = self._max_id + 1
         db.execute("BEGIN IMMEDIATE")
         try:
             if acked:
                 db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in acked))
             if rows:
-                db.executemany("INSERT INTO outbox (id, payload, readings) VALUES (?, ?, ?)",
-                               ((first_id + i, payload, n) for i, (payload, n) in enumerate(rows)))
+                db.executemany("INSERT INTO outbox (id, payload, readings, personal) VALUES (?, ?, ?, ?)",
+                               ((first_id + i, payload, n, personal) for i, (payload, n, personal) in enumerate(rows)))
                 db.executemany("INSERT INTO device_seq (device, seq) VALUES (?, ?) "
                                "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq",
                                ((d, seq[d]) for d in touched))
-            dropped = self._drop_oldest_sync(db, sum(len(p) for p, _ in rows), acked, protected, resent)
+            dropped = self._drop_oldest_sync(db, sum(len(p) for p, _, _ in rows), acked, protected, resent)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return first_id, [(len(p), n) for p, n in rows], seq, dropped
+        return first_id, [(len(p), n) for p, n, _ in rows], seq, dropped
 
     def _apply(self, first_id: int, rows: list[tuple[int, int]], seq: dict, acked: list[int],
                dropped: list[int]) -> None:

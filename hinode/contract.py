@@ -8,7 +8,11 @@ Topic tree (schema version 1)::
     hinode/v1/{site}/{agent}/telemetry      edge -> cloud  TelemetryEnvelope (QoS 1)
     hinode/v1/{site}/{agent}/status         edge -> cloud  AgentStatus (QoS 1, retained;
                                                            the MQTT will publishes state=offline)
-    hinode/v1/{site}/{agent}/cmd/{command}  cloud -> edge  reserved for commands
+    hinode/v1/{site}/{agent}/personal       edge -> cloud  TelemetryEnvelope of a personal kind (vitals), QoS 1
+    hinode/v1/{site}/{agent}/catalog        edge -> cloud  AgentCatalog: units, counters, writable metrics (QoS 1)
+    hinode/v1/{site}/{agent}/cmd/{command}  cloud -> edge  Command (QoS 1; the agent's persistent session
+                                                           keeps it while the agent is offline)
+    hinode/v1/{site}/{agent}/result         edge -> cloud  CommandResult (QoS 1)
     hinode/v1/_deadletter/{reason}          cloud          DeadLetter: payloads the ingest refused
     hinode/v1/_ingest/heartbeat             cloud -> edge  IngestHeartbeat (QoS 0, not retained):
                                                            "an ingest is subscribed right now"
@@ -66,6 +70,28 @@ class DeviceKind(StrEnum):
     AGENT = "agent"          # the edge agent's own health
 
 
+# Personal data (health): its own topic, database and scopes; never in dead-letter payloads.
+PERSONAL_KINDS = frozenset({DeviceKind.VITALS})
+
+# ``meta`` keys each kind may carry. They are stored as InfluxDB tags, so each must have few
+# distinct values (a fleet, a consent reference, a pseudonym), never a reading or a session id.
+META_KEYS: dict[DeviceKind, frozenset[str]] = {
+    DeviceKind.METER: frozenset({"zone"}),                    # a hall or building the meter belongs to
+    DeviceKind.CHARGER: frozenset({"evse", "station"}),        # OCPP EVSE / station the connector belongs to
+    DeviceKind.VITALS: frozenset({"subject", "consent"}),      # patient pseudonym, consent reference
+    DeviceKind.VEHICLE: frozenset({"fleet", "vehicle_type"}),  # operator's fleet, scooter / walking-speed
+    DeviceKind.AGENT: frozenset(),
+}
+
+# Positions: a vehicle sends these two metrics with the same ts, so they land in one point.
+LATITUDE_METRIC = "lat"
+LONGITUDE_METRIC = "lon"
+
+
+def is_personal(kind: str) -> bool:
+    return kind in PERSONAL_KINDS
+
+
 class Quality(StrEnum):
     GOOD = "good"
     UNCERTAIN = "uncertain"
@@ -73,6 +99,11 @@ class Quality(StrEnum):
 
 
 # ---------------------------------------------------------------- topics
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` is a valid site, agent, device, command or meta-value id."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
 
 def _check_id(value: str, what: str) -> str:
     if not _ID_RE.fullmatch(value):
@@ -92,6 +123,23 @@ def command_topic(site: str, agent: str, command: str) -> str:
     return f"{TOPIC_ROOT}/{_check_id(site, 'site')}/{_check_id(agent, 'agent')}/cmd/{_check_id(command, 'command')}"
 
 
+def personal_topic(site: str, agent: str) -> str:
+    """Telemetry of a personal kind: a topic of its own, so what handles it can tell before parsing."""
+    return f"{TOPIC_ROOT}/{_check_id(site, 'site')}/{_check_id(agent, 'agent')}/personal"
+
+
+def telemetry_topic_for(site: str, agent: str, kind: str) -> str:
+    return personal_topic(site, agent) if is_personal(kind) else telemetry_topic(site, agent)
+
+
+def catalog_topic(site: str, agent: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(site, 'site')}/{_check_id(agent, 'agent')}/catalog"
+
+
+def result_topic(site: str, agent: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(site, 'site')}/{_check_id(agent, 'agent')}/result"
+
+
 def command_filter(site: str, agent: str) -> str:
     """What one agent subscribes to for its own commands."""
     return f"{TOPIC_ROOT}/{_check_id(site, 'site')}/{_check_id(agent, 'agent')}/cmd/#"
@@ -102,7 +150,13 @@ def command_filter(site: str, agent: str) -> str:
 # before the ingest has re-subscribed would be accepted (PUBACK) and then discarded.
 INGEST_HEARTBEAT_TOPIC = f"{TOPIC_ROOT}/_ingest/heartbeat"
 TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/+/telemetry"
+PERSONAL_FILTER = f"{TOPIC_ROOT}/+/+/personal"
+CATALOG_FILTER = f"{TOPIC_ROOT}/+/+/catalog"
+RESULT_FILTER = f"{TOPIC_ROOT}/+/+/result"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/+/status"
+ANY_COMMAND_FILTER = f"{TOPIC_ROOT}/+/+/cmd/#"
+# What the ingest takes through its shared subscription: everything agents send for storage.
+INGEST_FILTERS = (TELEMETRY_FILTER, PERSONAL_FILTER, CATALOG_FILTER, RESULT_FILTER)
 DEAD_LETTER_FILTER = f"{DEAD_LETTER_ROOT}/#"
 
 
@@ -116,11 +170,24 @@ def dead_letter_topic(reason_code: str) -> str:
 
 
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
-    """``hinode/v1/site/agent/telemetry`` -> ("site", "agent", "telemetry"); None if not ours."""
+    """``hinode/v1/site/agent/telemetry`` -> ("site", "agent", "telemetry"); None if not ours.
+
+    A command topic ``.../cmd/{name}`` gives ("site", "agent", "cmd/{name}").
+    """
     parts = topic.split("/")
-    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT or parts[2] == "_deadletter":
+    if f"{parts[0]}/{parts[1] if len(parts) > 1 else ''}" != TOPIC_ROOT or len(parts) < 5 or parts[2].startswith("_"):
         return None
-    return parts[2], parts[3], parts[4]
+    if len(parts) == 5:
+        return parts[2], parts[3], parts[4]
+    if len(parts) == 6 and parts[4] == "cmd":
+        return parts[2], parts[3], f"cmd/{parts[5]}"
+    return None
+
+
+TELEMETRY_CHANNEL = "telemetry"
+PERSONAL_CHANNEL = "personal"
+CATALOG_CHANNEL = "catalog"
+RESULT_CHANNEL = "result"
 
 
 # ---------------------------------------------------------------- payloads
@@ -187,7 +254,85 @@ class DeadLetter(_Strict):
     reason: str
     topic: str
     ts: int
-    payload: str = Field(description="the refused payload, decoded as UTF-8 with replacement, cut to 4 KiB")
+    payload: str = Field(default="", description="the refused payload, decoded as UTF-8 with replacement, cut "
+                         "to 4 KiB; always empty for personal data (its topic or kind), see payload_bytes")
+    payload_bytes: int = Field(default=0, ge=0, description="the refused payload's size")
+    personal: bool = Field(default=False, description="the payload was personal data and is not carried")
+
+
+# ---------------------------------------------------------------- what a device measures
+
+class MetricInfo(_Strict):
+    """What the cloud needs to know of a metric beyond its values (from the device profile)."""
+
+    metric: MetricName
+    unit: Annotated[str, Utf8] = Field(default="", max_length=32)
+    counter: bool = Field(default=False, description="cumulative (energy): consumption = difference of readings")
+    rollover: float | None = Field(default=None, gt=0, description="a counter wraps to 0 after this value")
+    writable: bool = False
+
+
+class DeviceCatalog(_Strict):
+    device: Ident
+    kind: DeviceKind
+    profile: Annotated[str, Utf8] = Field(default="", max_length=128)
+    metrics: list[MetricInfo] = Field(default_factory=list, max_length=2000)
+
+
+class AgentCatalog(_Strict):
+    """Published by the agent on every connection and when it changes: each device's metrics."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    site: Ident
+    agent: Ident
+    ts: int = Field(ge=0, le=MAX_TS_MS)
+    devices: list[DeviceCatalog] = Field(default_factory=list, max_length=5000)
+
+
+# ---------------------------------------------------------------- commands
+
+class CommandStatus(StrEnum):
+    ACCEPTED = "accepted"     # the agent took it and is executing it
+    REJECTED = "rejected"     # unknown command or target, invalid params: nothing was done
+    DONE = "done"
+    FAILED = "failed"         # tried, and the device did not do it
+    EXPIRED = "expired"       # arrived after expires_ts: not executed
+
+    @property
+    def final(self) -> bool:
+        return self is not CommandStatus.ACCEPTED
+
+
+ParamValue = Annotated[float | int | bool | str | None, Utf8]
+CommandName = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class Command(_Strict):
+    """cloud -> edge on ``.../cmd/{name}``. ``id`` is executed at most once per agent."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    id: Ident
+    site: Ident
+    agent: Ident
+    target: Ident = Field(description="a source name or a device id of that agent")
+    name: CommandName
+    params: dict[Annotated[str, Field(pattern=METRIC_PATTERN)], ParamValue] = Field(default_factory=dict, max_length=32)
+    issued_ts: int = Field(ge=0, le=MAX_TS_MS)
+    expires_ts: int = Field(ge=0, le=MAX_TS_MS)
+    issued_by: Annotated[str, Utf8] = Field(default="", max_length=64)
+
+
+class CommandResult(_Strict):
+    """edge -> cloud on ``.../result``: one per status change of a command."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    id: Ident = Field(description="the command's id")
+    site: Ident
+    agent: Ident
+    status: CommandStatus
+    message: Annotated[str, Utf8] = Field(default="", max_length=512)
+    ts: int = Field(ge=0, le=MAX_TS_MS)
+    data: dict[Annotated[str, Field(pattern=METRIC_PATTERN)], ParamValue] = Field(default_factory=dict, max_length=32)
 
 
 # ---------------------------------------------------------------- codec
@@ -232,8 +377,40 @@ def decode_telemetry(payload: bytes, topic: str | None = None) -> TelemetryEnvel
     return envelope
 
 
+def _decode_model(model: type[BaseModel], payload: bytes, topic: str | None):
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("oversized", f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    try:
+        value = model.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        code = "malformed_json" if first["type"] == "json_invalid" else "invalid"
+        raise ContractError(code, f"{where}: {first['msg']} ({exc.error_count()} error(s))") from None
+    if topic is not None:
+        parsed = parse_topic(topic)
+        if parsed is None or parsed[:2] != (value.site, value.agent):
+            raise ContractError("topic_mismatch", f"payload site/agent {value.site}/{value.agent} does not match topic {topic}")
+    return value
+
+
 def decode_status(payload: bytes) -> AgentStatus:
     try:
         return AgentStatus.model_validate_json(payload)
     except ValidationError as exc:
         raise ContractError("invalid", str(exc.errors()[0]["msg"])) from None
+
+
+def decode_catalog(payload: bytes, topic: str | None = None) -> AgentCatalog:
+    return _decode_model(AgentCatalog, payload, topic)
+
+
+def decode_command(payload: bytes, topic: str | None = None) -> Command:
+    command = _decode_model(Command, payload, topic)
+    if topic is not None and parse_topic(topic)[2] != f"cmd/{command.name}":
+        raise ContractError("topic_mismatch", f"command name {command.name!r} does not match topic {topic}")
+    return command
+
+
+def decode_command_result(payload: bytes, topic: str | None = None) -> CommandResult:
+    return _decode_model(CommandResult, payload, topic)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -24,7 +25,7 @@ from cloud.influx import InfluxClient
 from cloud.ingest.link import LinkHandlers, LinkSettings, MqttLink, PublishHandle
 from cloud.ingest.mqtt_codec import reason_text
 from cloud.ingest.stats import IngestCounters, RateLimitedLog, SeqTracker, render_prometheus
-from cloud.ingest.writer import Abandoned, BatchOutcome, BatchWriter, Inbound
+from cloud.ingest.writer import Abandoned, BatchOutcome, BatchWriter, Inbound, Refused
 from hinode import contract
 
 log = logging.getLogger("cloud.ingest")
@@ -69,6 +70,7 @@ class InboundBuffer:
             return [items.popleft() for _ in range(count)]
 
 DEAD_LETTER_PAYLOAD_BYTES = 4096
+_QUOTED = re.compile(r"'[^']*'")
 INGEST_ERROR = "ingest_error"
 
 
@@ -93,7 +95,8 @@ class IngestService:
         self._dead_letter_log = RateLimitedLog(log)
         self.influx = InfluxClient(config.influx)
         self._writer = BatchWriter(self.influx, ingest, self.counters, self.seq,
-                                   create_database=config.influx.create_database, give_up=self._give_up)
+                                   create_database=config.influx.create_database, give_up=self._give_up,
+                                   personal=config.influx.personal)
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.link = self._make_link()
@@ -114,8 +117,10 @@ class IngestService:
                                                can_receive=lambda: not self._queue.full()))
 
     def _on_connect(self, session_present: bool, generation: int) -> None:
-        topic = contract.shared(self.config.mqtt.share_group, contract.TELEMETRY_FILTER)
-        self.link.subscribe(topic, qos=1)
+        topics = [contract.shared(self.config.mqtt.share_group, f) for f in contract.INGEST_FILTERS]
+        for topic in topics:
+            self.link.subscribe(topic, qos=1)
+        topic = ", ".join(topics)
         log.info("connected to MQTT %s:%d as %s (session present: %s), subscribed to %s",
                  self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.client_id,
                  session_present, topic)
@@ -234,25 +239,35 @@ class IngestService:
             except Abandoned:
                 raise
             except Exception as exc:
-                outcome.dead_letters.append((item, INGEST_ERROR, f"{type(exc).__name__}: {exc}"))
+                personal = item.topic.endswith("/" + contract.PERSONAL_CHANNEL)
+                outcome.dead_letters.append(Refused(item, INGEST_ERROR, f"{type(exc).__name__}: {exc}"[:500], personal))
                 continue
             outcome.stored += single.stored
             outcome.dead_letters += single.dead_letters
         return outcome
 
     def _finish(self, outcome: BatchOutcome) -> None:
-        for item, code, message in outcome.dead_letters:
-            self._publish_dead_letter(item, code, message)
+        for refused in outcome.dead_letters:
+            self._publish_dead_letter(refused)
         self._ack(outcome.stored)
         self._ack_confirmed_dead_letters()
 
-    def _publish_dead_letter(self, item: Inbound, code: str, message: str) -> None:
+    def _publish_dead_letter(self, refused: Refused) -> None:
+        item, code, message = refused.item, refused.code, refused.message
         with self.counters.lock:
             self.counters.dead_letter[code] += 1
-        self._dead_letter_log.warning("dead letter %s from %s: %s", code, item.topic, message)
+        # Personal data (its topic, or a personal kind found inside) never travels in a dead letter
+        # or a log line: reason and size only.
+        personal = refused.personal or item.topic.endswith("/" + contract.PERSONAL_CHANNEL)
+        if personal:   # InfluxDB may quote the refused line in its message
+            message = _QUOTED.sub("'…'", message)
+        self._dead_letter_log.warning("dead letter %s from %s: %s", code, item.topic,
+                                      message if not personal else f"({len(item.payload)} bytes of personal data)")
+        carried = refused.payload if refused.payload is not None else item.payload
         letter = contract.DeadLetter(
             reason=f"{code}: {message}", topic=item.topic, ts=time.time_ns() // 1_000_000,
-            payload=item.payload[:DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="replace"))
+            payload="" if personal else carried[:DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="replace"),
+            payload_bytes=len(item.payload), personal=personal)
         handle = self.link.publish(contract.dead_letter_topic(code), contract.encode(letter), qos=1)
         # Keep only what the ack needs: a flood of oversized payloads must not sit in memory.
         self._pending_dead_letters.append((handle, dataclasses.replace(item, payload=b"")))
@@ -305,6 +320,7 @@ class IngestService:
         c = self.counters
         with c.lock:
             dead_letter = dict(c.dead_letter)
+            meta_refused = dict(c.meta_refused)
             devices = self.seq.snapshot()
         return {
             "received": c.received,
@@ -315,6 +331,8 @@ class IngestService:
             "acked": c.acked,
             "ack_skipped_reconnected": c.ack_skipped_reconnected,
             "dead_letter": dead_letter,
+            "meta_refused": meta_refused,
+            "type_conflict_readings": c.type_conflict_readings,
             "dead_letter_total": sum(dead_letter.values()),
             "bad_quality_readings": c.bad_quality_readings,
             "uncertain_quality_readings": c.uncertain_quality_readings,

@@ -101,6 +101,8 @@ class IngestCounters:
     uncertain_quality_readings: int = 0
     not_storable_readings: int = 0
     reserved_metric_readings: int = 0
+    type_conflict_readings: int = 0    # dead-lettered alone; the rest of their envelope stored
+    meta_refused: Counter = field(default_factory=Counter)   # (kind, reason) -> meta entries not stored as tags
     influx_retries: int = 0
     influx_errors: int = 0
     influx_available: bool = True
@@ -164,6 +166,11 @@ def render_prometheus(stats: dict) -> str:
     out += [f"# HELP {metric} messages dead-lettered, by reason", f"# TYPE {metric} counter"]
     for reason, count in sorted(stats.get("dead_letter", {}).items()):
         out.append(f'{metric}{{reason="{_label_value(reason)}"}} {count}')
+    metric = f"{PROMETHEUS_PREFIX}meta_refused_total"
+    out += [f"# HELP {metric} meta entries not stored as tags: undeclared_key, not_an_id, too_many_values",
+            f"# TYPE {metric} counter"]
+    for (kind, reason), count in sorted(stats.get("meta_refused", {}).items()):
+        out.append(f'{metric}{{kind="{_label_value(kind)}",reason="{_label_value(reason)}"}} {count}')
     for name, help_text in _GAUGES:
         metric = f"{PROMETHEUS_PREFIX}{name}"
         value = stats.get(name, 0)

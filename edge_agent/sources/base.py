@@ -14,6 +14,12 @@ Life cycle, driven by the agent::
         ...
     await source.close()
 
+Optional: ``async def handle_command(self, command, device) -> CommandOutcome`` for sources
+that can act (``device`` is the device id the command targets, or None when it targets
+the source by name). A source without it answers every command ``rejected``. A source
+tells the cloud what its devices measure (units, counters, writable metrics) with
+``context.describe(device, metrics)`` once it has loaded their profiles.
+
 A source isolates its devices: a device that times out, answers with an exception
 or vanishes is marked offline through the context, retried with back-off, and
 never stops the others.
@@ -30,7 +36,7 @@ from typing import AsyncIterator, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from hinode.contract import DeviceKind, Quality, Reading
+from hinode.contract import CommandStatus, DeviceKind, MetricInfo, Quality, Reading
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -60,6 +66,29 @@ class DeviceBatch:
     kind: DeviceKind
     profile: str
     readings: list[Reading]
+    meta: dict[str, str] = field(default_factory=dict)   # keys the kind declares (contract.META_KEYS)
+
+
+@dataclass(slots=True, frozen=True)
+class CommandOutcome:
+    """What a source's ``handle_command`` returns: a final status, a message, optional data
+    (e.g. the value read back after a write)."""
+
+    status: CommandStatus
+    message: str = ""
+    data: dict = field(default_factory=dict)
+
+    @classmethod
+    def done(cls, message: str = "", **data) -> "CommandOutcome":
+        return cls(CommandStatus.DONE, message, data)
+
+    @classmethod
+    def failed(cls, message: str) -> "CommandOutcome":
+        return cls(CommandStatus.FAILED, message)
+
+    @classmethod
+    def rejected(cls, message: str) -> "CommandOutcome":
+        return cls(CommandStatus.REJECTED, message)
 
 
 def reading(ts: int, metric: str, value, unit: str = "", quality: Quality = Quality.GOOD) -> Reading:
@@ -104,9 +133,19 @@ class SourceContext:
     errors: Counter = field(default_factory=Counter)        # (device, code) -> count
     readings: int = 0
     on_state_change: object = None                          # callable(device, DeviceHealth) set by the agent
+    catalog: dict[str, tuple[str, list[MetricInfo]]] = field(default_factory=dict)   # device -> (profile, metrics)
+    on_catalog_change: object = None                        # callable() set by the agent
 
     def register(self, device: str, kind: DeviceKind) -> None:
         self.devices.setdefault(device, DeviceHealth(kind=kind))
+
+    def describe(self, device: str, profile: str, metrics: list[MetricInfo]) -> None:
+        """What a device measures (unit, counter or gauge, writable), sent to the cloud as its catalog."""
+        entry = (profile, list(metrics))
+        if self.catalog.get(device) != entry:
+            self.catalog[device] = entry
+            if self.on_catalog_change:
+                self.on_catalog_change()
 
     def device_up(self, device: str) -> None:
         health = self.devices[device]

@@ -69,27 +69,34 @@ def test_every_kind_lands_in_influx_under_the_schema(broker, influx):
 
     with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
         for kind, env in envelopes.items():
-            rows = client.query_rows(f'SELECT * FROM "{kind}"')
+            # Personal kinds live in their own database (influx.personal), never in the general one.
+            database = "hinode_personal" if contract.is_personal(kind) else "hinode"
+            other = "hinode" if contract.is_personal(kind) else "hinode_personal"
+            assert client.query_rows(f'SELECT * FROM "{kind}"', database=other) == [], kind
+            rows = client.query_rows(f'SELECT * FROM "{kind}"', database=database)
             assert len(rows) == 1, kind
             row = rows[0]
-            tags = {"site": SITE, "agent": AGENT, "device": env.device}
+            tags = {"site": SITE, "agent": AGENT, "device": env.device, **env.meta}
             if env.profile:
                 tags["profile"] = env.profile
-            assert {k: row[k] for k in ("site", "agent", "device", "profile") if row.get(k)} == tags
+            assert {k: row[k] for k in ("site", "agent", "device", "profile", *env.meta) if row.get(k)} == tags
             assert row["time"] == ts and row["seq"] == 1
             for reading in env.readings:
                 expected = None if reading.quality == "bad" else reading.value
                 assert row.get(reading.metric) == expected, (kind, reading.metric)
-            tag_keys = {r[0] for r in client.query(f'SHOW TAG KEYS FROM "{kind}"')[0]["values"]}
-            assert tag_keys <= {"site", "agent", "device", "profile"}
-            field_types = dict(client.query(f'SHOW FIELD KEYS FROM "{kind}"')[0]["values"])
+            tag_keys = {r[0] for r in client.query(f'SHOW TAG KEYS FROM "{kind}"', database=database)[0]["values"]}
+            assert tag_keys <= {"site", "agent", "device", "profile"} | contract.META_KEYS[kind]
+            field_types = dict(client.query(f'SHOW FIELD KEYS FROM "{kind}"', database=database)[0]["values"])
             assert field_types["seq"] == "integer"
             for reading in env.readings:
                 if isinstance(reading.value, bool):
                     assert field_types[reading.metric] == "boolean"
                 elif isinstance(reading.value, (int, float)):
                     assert field_types[reading.metric] == "float", (kind, reading.metric)
-        assert client.query_rows('SELECT uncertain_metrics FROM vitals')[0]["uncertain_metrics"] == "body_temp_c"
+        assert client.query_rows('SELECT uncertain_metrics FROM vitals',
+                                 database="hinode_personal")[0]["uncertain_metrics"] == "body_temp_c"
+        retention = {r[0]: r[1] for r in client.query('SHOW RETENTION POLICIES ON "hinode_personal"')[0]["values"]}
+        assert retention["personal"] == "9600h0m0s"      # influx.personal.retention: 400d
         assert client.query_rows('SELECT bad_metrics FROM agent')[0]["bad_metrics"] == "cpu_temp_c"
 
 
@@ -145,7 +152,8 @@ def test_bad_payloads_are_dead_lettered_and_good_traffic_is_all_stored(broker, i
     assert len(warnings) == 6 and any("topic_mismatch" in w for w in warnings)
 
 
-def test_influx_rejection_isolates_the_offending_envelope(broker, influx):
+def test_a_reading_of_the_wrong_type_is_dead_lettered_alone_and_the_rest_of_its_envelope_is_stored(broker, influx):
+    """One string where the field is numeric used to dead-letter the whole envelope: its good readings were lost."""
     listener = DeadLetterListener(broker)
     publisher = Publisher(broker)
     ts = now_ms()
@@ -154,7 +162,8 @@ def test_influx_rejection_isolates_the_offending_envelope(broker, influx):
         publisher.envelope(meter_envelope(1, ts=ts)).wait_for_publish(5)
         wait_until(lambda: service.stats()["acked"] == 1, 10, "first envelope stored")
         conflicting = TelemetryEnvelope(site="plant-a", agent="edge-1", device="pm-1", kind="meter", seq=9,
-                                        readings=[Reading(ts=ts + 9, metric="power_w", value=True)])
+                                        readings=[Reading(ts=ts + 9, metric="power_w", value="n/a"),
+                                                  Reading(ts=ts + 9, metric="voltage_v", value=231.5)])
         infos = [publisher.envelope(meter_envelope(seq, ts=ts + seq)) for seq in range(2, 9)]
         infos.append(publisher.envelope(conflicting))
         infos += [publisher.envelope(meter_envelope(seq, ts=ts + seq)) for seq in range(10, 17)]
@@ -165,11 +174,48 @@ def test_influx_rejection_isolates_the_offending_envelope(broker, influx):
     publisher.close()
     letters = wait_until(listener.snapshot, 5, "the dead letter")
     listener.close()
+    assert [t for t, _ in letters] == [contract.dead_letter_topic("field_type_conflict")]
+    letter = letters[0][1]
+    assert "power_w sent as string, stored as float" in letter.reason
+    carried = json.loads(letter.payload)
+    assert [(r["metric"], r["value"]) for r in carried["readings"]] == [("power_w", "n/a")]
+    assert stats["dead_letter"] == {"field_type_conflict": 1} and stats["type_conflict_readings"] == 1
+    assert distinct_seqs(influx) == {"pm-1": 16}
+    with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
+        row = client.query_rows(f'SELECT voltage_v, power_w, bad_metrics FROM meter WHERE time = {ts + 9}ms')[0]
+    assert row["voltage_v"] == 231.5 and row["power_w"] is None and row["bad_metrics"] == "power_w"
+
+
+def test_personal_data_influx_refuses_is_dead_lettered_without_its_payload(broker, influx, caplog):
+    caplog.set_level(logging.DEBUG)
+    listener = DeadLetterListener(broker)
+    publisher = Publisher(broker)
+    ts = now_ms()
+    config = ingest_config(broker, influx, influx_options={"personal": {"retention": "1h"}})
+    with running_ingest(config) as service:
+        # Older than the personal retention policy: InfluxDB refuses the point ("beyond retention policy").
+        old = TelemetryEnvelope(site="plant-a", agent="edge-1", device="bp-7", kind="vitals", seq=1,
+                                readings=[Reading(ts=ts - 3 * 3600_000, metric="systolic", value=128.0)],
+                                meta={"subject": "p-5c1e"})
+        fresh = TelemetryEnvelope(site="plant-a", agent="edge-1", device="bp-7", kind="vitals", seq=2,
+                                  readings=[Reading(ts=ts, metric="systolic", value=131.0)], meta={"subject": "p-5c1e"})
+        publisher.envelope(old).wait_for_publish(5)
+        publisher.envelope(fresh).wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 2, 15, "2 messages acked")
+        stats = service.stats()
+        metrics = service.prometheus_text()
+    publisher.close()
+    letters = wait_until(listener.snapshot, 5, "the dead letter")
+    listener.close()
     assert [t for t, _ in letters] == [contract.dead_letter_topic("influx_rejected")]
-    assert "field type conflict" in letters[0][1].reason and letters[0][1].reason.startswith("influx_rejected: ")
+    letter = letters[0][1]
+    assert letter.personal and letter.payload == "" and letter.payload_bytes == len(contract.encode(old))
+    assert letter.topic == contract.personal_topic("plant-a", "edge-1")
     assert stats["dead_letter"] == {"influx_rejected": 1}
-    assert stats["influx_errors"] >= 1 and stats["influx_retries"] == 0
-    assert distinct_seqs(influx) == {"pm-1": 15}
+    assert distinct_seqs(influx, database="hinode_personal", measurement="vitals") == {"bp-7": 1}
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in ("p-5c1e", "systolic", "128.0", "131.0"):
+        assert secret not in logged and secret not in metrics and secret not in letter.reason
 
 
 def test_prometheus_text_and_stats_carry_counters_but_no_secrets(broker, influx, caplog):

@@ -74,7 +74,7 @@ class Publisher:
         self.client.loop_start()
 
     def envelope(self, env: TelemetryEnvelope) -> mqtt.MQTTMessageInfo:
-        return self.raw(contract.telemetry_topic(env.site, env.agent), contract.encode(env))
+        return self.raw(contract.telemetry_topic_for(env.site, env.agent, env.kind), contract.encode(env))
 
     def raw(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=1)
@@ -113,9 +113,9 @@ class DeadLetterListener:
         self.client.loop_stop()
 
 
-def distinct_seqs(influx, measurement: str = "meter") -> dict[str, int]:
+def distinct_seqs(influx, measurement: str = "meter", database: str = "hinode") -> dict[str, int]:
     """device -> count(distinct(seq)) as stored, read with the ingest's own client."""
-    with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
+    with InfluxClient(InfluxConfig(url=influx.url, database=database)) as client:
         try:
             series = client.query(f'SELECT count(distinct(seq)) FROM "{measurement}" GROUP BY device')
         except InfluxQueryError:  # the ingest has not created the database yet
