@@ -1,4 +1,4 @@
-"""API authentication and roles.
+"""API authentication, roles and scopes.
 
 Credentials, checked in this order:
 - ``Authorization: Bearer <token>``: a static API token (config holds only ``sha256:<hex>`` of it)
@@ -7,7 +7,10 @@ Credentials, checked in this order:
   HttpOnly, SameSite=Strict), so the board's own fetch() calls are authenticated without
   the page handling a token.
 
-Roles: ``viewer`` reads /api/*; ``admin`` also reads /metrics (and future write endpoints).
+Scopes (cloud/api/scopes.py): every non-public route depends on ``require_scope(<scope>)``. A
+principal holds the scopes listed for its token or user in ``api.auth``, or else its role's defaults
+(``viewer``: meters:read; ``admin``: also ops:read, commands:read/write). Personal scopes (vitals:read)
+are granted only explicitly and are refused while authentication is off.
 Public: /healthz, /readyz, /login, /token, /docs, the board's static files, and ``/`` (which
 redirects to /login without a session). Nothing here logs, returns or counts a secret.
 """
@@ -27,7 +30,8 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from cloud.config import ApiAuthConfig, ApiConfig
+from cloud.api.scopes import Scope, all_scopes, get_scope, scopes_for_role
+from cloud.config import ApiAuthConfig, ApiConfig, CloudConfigError
 from hinode.security import api_secrets
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,16 @@ class Principal:
     name: str
     role: str
     via: str  # "token", "issued", "session"
+    granted: tuple[str, ...] | None = None  # scopes listed explicitly; None = the role's defaults
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """Resolved at each check, so a domain's scopes registered after start-up join the role defaults."""
+        return frozenset(self.granted) if self.granted is not None else scopes_for_role(self.role)
+
+
+def _explicit(scopes: list[str] | None) -> tuple[str, ...] | None:
+    return None if scopes is None else tuple(sorted(set(scopes)))
 
 
 def auth_enabled(config: ApiConfig) -> bool:
@@ -51,6 +65,59 @@ def auth_enabled(config: ApiConfig) -> bool:
     if auth.enabled is not None:
         return auth.enabled
     return bool(auth.tokens or auth.users)
+
+
+def check_configured_scopes(auth: ApiAuthConfig) -> None:
+    """CloudConfigError naming the key of every scope in ``api.auth`` that no module registered.
+
+    Run when the Authenticator is built (in create_app), not when the config is loaded: domains
+    register their scopes when their modules are imported, which the config loader does not do.
+    """
+    known = all_scopes()
+    problems = []
+    for key, entries in (("tokens", auth.tokens), ("users", auth.users)):
+        for index, entry in enumerate(entries):
+            unknown = [name for name in entry.scopes or () if name not in known]
+            if unknown:
+                problems.append(f"api.auth.{key}.{index}.scopes: unknown scope(s) {', '.join(unknown)}")
+    if problems:
+        raise CloudConfigError("\n".join(problems) + f"\n(known scopes: {', '.join(sorted(known))})")
+
+
+def _missing_scope_detail(principal: Principal, scope: Scope) -> str:
+    if principal.granted is not None:
+        why = "it is not among the scopes listed for this token or user"
+    elif scope.personal:
+        why = "a personal scope is never a role default: list it in the token's or user's scopes"
+    else:
+        why = (f"role {principal.role!r} does not grant it (roles that do: {', '.join(sorted(scope.roles)) or 'none'}); "
+               f"or list it in the token's or user's scopes")
+    return f"missing scope {scope.name!r} ({scope.description}): {why}"
+
+
+def route_scopes(route) -> frozenset[str]:
+    """The scopes a route's dependencies (its own and its router's, nested) require; ``route`` is an
+    APIRoute or one of FastAPI's RouteContexts (see ``routes_and_scopes``)."""
+    found: set[str] = set()
+    pending = list(getattr(getattr(route, "dependant", None), "dependencies", []))
+    while pending:
+        dependant = pending.pop()
+        scope = getattr(dependant.call, "required_scope", None)
+        if scope is not None:
+            found.add(scope)
+        pending.extend(dependant.dependencies)
+    return frozenset(found)
+
+
+def routes_and_scopes(app: FastAPI) -> list[tuple[str | None, object, frozenset[str]]]:
+    """(path, route, required scopes) for every route the app serves, included routers flattened."""
+    try:  # FastAPI >= 0.16x resolves included routers lazily: app.routes holds the router, not its routes
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        contexts = list(app.routes)
+    else:
+        contexts = list(iter_route_contexts(app.routes))
+    return [(getattr(ctx, "path", None), getattr(ctx, "original_route", ctx), route_scopes(ctx)) for ctx in contexts]
 
 
 def _load_secret(auth: ApiAuthConfig) -> tuple[bytes, str]:
@@ -65,11 +132,13 @@ class Authenticator:
     def __init__(self, config: ApiConfig):
         self.config = config.auth
         self.enabled = auth_enabled(config)
+        check_configured_scopes(self.config)
         self._secret, secret_source = _load_secret(self.config)
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         if not self.enabled:
-            log.warning("API authentication is OFF (api.auth): every client may read every endpoint")
+            log.warning("API authentication is OFF (api.auth): every client may use every endpoint "
+                        "except personal-data ones (refused without authentication)")
         else:
             log.info("API authentication on: %d token(s), %d user(s), issued tokens signed with %s key",
                      len(self.config.tokens), len(self.config.users), secret_source)
@@ -87,7 +156,7 @@ class Authenticator:
         found = None
         for entry in self.config.tokens:  # no early exit: the time does not tell which entry matched
             if api_secrets.token_matches(token, entry.hash):
-                found = Principal(entry.name, entry.role, "token")
+                found = Principal(entry.name, entry.role, "token", _explicit(entry.scopes))
         return found
 
     def _issued(self, token: str, via: str) -> Principal:
@@ -99,7 +168,7 @@ class Authenticator:
         if claims["role"] not in ROLE_RANK:
             self._count("invalid")
             raise HTTPException(401, "invalid or expired token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return Principal(claims["sub"], claims["role"], via)
+        return Principal(claims["sub"], claims["role"], via, _explicit(claims["scopes"]))
 
     def authenticate(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
@@ -125,14 +194,48 @@ class Authenticator:
     def check_password(self, username: str, password: str) -> Principal | None:
         user = next((u for u in self.config.users if hmac.compare_digest(u.username.encode(), username.encode())), None)
         ok = api_secrets.verify_password(password, user.password_hash if user else _DUMMY_HASH)
-        return Principal(user.username, user.role, "issued") if (user and ok) else None
+        return Principal(user.username, user.role, "issued", _explicit(user.scopes)) if (user and ok) else None
 
     def issue(self, principal: Principal) -> str:
-        return api_secrets.sign_token(self._secret, principal.name, principal.role, self.config.token_ttl_s)
+        """A signed token carrying the principal's explicit scopes (none listed: the role's defaults)."""
+        return api_secrets.sign_token(self._secret, principal.name, principal.role, self.config.token_ttl_s,
+                                      scopes=principal.granted)
 
     # ------------------------------------------------------------ FastAPI dependencies
 
+    def require_scope(self, scope: str):
+        """Dependency: 401 without valid credentials, 403 naming ``scope`` when the principal lacks it.
+
+        With authentication off every non-personal scope is allowed (``request.state.principal`` is
+        None) and a personal one is refused with 403.
+        """
+        known = get_scope(scope)
+        if known is None:
+            raise ValueError(f"unknown scope {scope!r}: register_scope() it (cloud/api/scopes.py) before using it")
+
+        async def dependency(request: Request) -> Principal | None:
+            if not self.enabled:
+                if known.personal:
+                    self._count("forbidden")
+                    raise HTTPException(403, f"scope {scope!r} covers personal data, which needs API authentication "
+                                             f"on (api.auth): it is never served without it")
+                request.state.principal = None
+                return None
+            principal = self.authenticate(request)
+            if scope not in principal.scopes:
+                self._count("forbidden")
+                raise HTTPException(403, _missing_scope_detail(principal, known),
+                                    {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+            self._count("ok")
+            request.state.principal = principal
+            return principal
+
+        dependency.required_scope = scope
+        return dependency
+
     def require(self, role: str):
+        """Role check kept for compatibility; routes use require_scope (the route walk in
+        tests/security/test_api_scopes.py refuses a route protected only by a role)."""
         needed = ROLE_RANK[role]
 
         async def dependency(request: Request) -> Principal | None:
@@ -196,7 +299,8 @@ def install(app: FastAPI, auth: Authenticator) -> None:
                                 headers={"WWW-Authenticate": "Bearer"})
         auth._count("login_ok")
         return JSONResponse({"access_token": auth.issue(principal), "token_type": "bearer",
-                             "expires_in": auth.config.token_ttl_s, "role": principal.role},
+                             "expires_in": auth.config.token_ttl_s, "role": principal.role,
+                             "scope": " ".join(sorted(principal.scopes))},
                             headers={"Cache-Control": "no-store"})
 
     @app.get("/login", include_in_schema=False)

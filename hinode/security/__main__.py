@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,24 @@ from hinode.security import __doc__ as package_doc
 from hinode.security import api_secrets
 
 ROLES = ("viewer", "admin")
+SCOPE_NAME = re.compile(r"^[a-z][a-z0-9_]*:(read|write)$")  # as cloud/api/scopes.py
+
+
+def _scope_list(text: str) -> list[str]:
+    """``--scopes a:read,b:read`` -> ['a:read', 'b:read'] (the API checks the names against its registry)."""
+    scopes = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [name for name in scopes if not SCOPE_NAME.match(name)]
+    if bad or not scopes:
+        raise argparse.ArgumentTypeError(f"expected comma-separated scope names like meters:read,vitals:read; "
+                                         f"not scope names: {', '.join(bad) or '(none given)'}")
+    return list(dict.fromkeys(scopes))
+
+
+def _entry(args: argparse.Namespace, **fields) -> str:
+    """One config entry as YAML; ``scopes`` only when --scopes was given (else the role's defaults)."""
+    if args.scopes is not None:
+        fields["scopes"] = args.scopes
+    return yaml.safe_dump([fields], sort_keys=False)
 
 
 def _read_secret(prompt: str) -> str:
@@ -49,15 +68,13 @@ def cmd_mqtt(args: argparse.Namespace) -> int:
 def cmd_new_token(args: argparse.Namespace) -> int:
     token = api_secrets.new_token()
     print(f"token (give it to the client; it is not stored anywhere): {token}", file=sys.stderr)
-    print(yaml.safe_dump([{"name": args.name, "role": args.role, "hash": api_secrets.hash_token(token)}],
-                         sort_keys=False), end="")
+    print(_entry(args, name=args.name, role=args.role, hash=api_secrets.hash_token(token)), end="")
     return 0
 
 
 def cmd_hash_token(args: argparse.Namespace) -> int:
     token = _read_secret("token: ")
-    print(yaml.safe_dump([{"name": args.name, "role": args.role, "hash": api_secrets.hash_token(token)}],
-                         sort_keys=False), end="")
+    print(_entry(args, name=args.name, role=args.role, hash=api_secrets.hash_token(token)), end="")
     return 0
 
 
@@ -66,8 +83,8 @@ def cmd_add_user(args: argparse.Namespace) -> int:
     if len(password) < 10:
         print("refused: a password needs at least 10 characters", file=sys.stderr)
         return 2
-    print(yaml.safe_dump([{"username": args.username, "role": args.role,
-                           "password_hash": api_secrets.hash_password(password)}], sort_keys=False), end="")
+    print(_entry(args, username=args.username, role=args.role, password_hash=api_secrets.hash_password(password)),
+          end="")
     return 0
 
 
@@ -80,6 +97,12 @@ def cmd_new_secret(args: argparse.Namespace) -> int:
     _write_secret(path, api_secrets.new_token() + api_secrets.new_token() + "\n")
     print(f"wrote {path} (0600): set api.auth.secret_file to it")
     return 0
+
+
+def _add_scopes_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--scopes", type=_scope_list, default=None, metavar="A:read,B:read",
+                     help="exactly these scopes instead of the role's defaults (personal scopes such as "
+                          "vitals:read are granted only this way)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,10 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--name", default="api-client", help="a label for logs and /metrics")
         cmd.add_argument("--role", choices=ROLES, default="viewer")
+        _add_scopes_option(cmd)
         cmd.set_defaults(func=func)
     user = sub.add_parser("add-user", help="hash a user's password (read from the terminal or stdin)")
     user.add_argument("username")
     user.add_argument("--role", choices=ROLES, default="viewer")
+    _add_scopes_option(user)
     user.set_defaults(func=cmd_add_user)
     secret = sub.add_parser("new-secret", help="write a random HMAC key for the tokens the API issues")
     secret.add_argument("file")

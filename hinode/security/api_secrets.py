@@ -5,7 +5,9 @@
 - User passwords are chosen by people, so they get a slow, salted hash:
   ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>``.
 - Tokens issued by ``/token`` and the board login are ``hn1.<payload>.<signature>``: the payload
-  (subject, role, expiry) is base64url JSON, the signature HMAC-SHA256 with a server secret.
+  (subject, role, expiry and, when granted explicitly, scopes) is base64url JSON, the signature
+  HMAC-SHA256 with a server secret. ``verify_signed_token`` returns ``scopes: None`` for a token
+  without the claim (issued before scopes existed, or to a principal with the role's defaults).
 """
 
 from __future__ import annotations
@@ -68,8 +70,13 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, _unb64(digest))
 
 
-def sign_token(secret: bytes, subject: str, role: str, ttl_s: int, now: float | None = None) -> str:
+def sign_token(secret: bytes, subject: str, role: str, ttl_s: int, now: float | None = None,
+               scopes: list[str] | tuple[str, ...] | None = None) -> str:
+    """``scopes``: None = the role's defaults (no claim: such a token reads like one issued before
+    scopes existed); a list = exactly those scopes (claim ``scopes``)."""
     payload = {"sub": subject, "role": role, "exp": int((time.time() if now is None else now) + ttl_s)}
+    if scopes is not None:
+        payload["scopes"] = sorted(set(scopes))
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     signature = _b64(hmac.new(secret, f"{TOKEN_PREFIX}.{body}".encode(), hashlib.sha256).digest())
     return f"{TOKEN_PREFIX}.{body}.{signature}"
@@ -85,8 +92,11 @@ def verify_signed_token(secret: bytes, token: str, now: float | None = None) -> 
     try:
         payload = json.loads(_unb64(parts[1]))
         expiry, subject, role = int(payload["exp"]), str(payload["sub"]), str(payload["role"])
-    except (ValueError, KeyError, TypeError):
+        scopes = payload.get("scopes")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise BadToken("malformed") from None
+    if scopes is not None and not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
+        raise BadToken("malformed")
     if expiry <= (time.time() if now is None else now):
         raise BadToken("expired")
-    return {"sub": subject, "role": role, "exp": expiry}
+    return {"sub": subject, "role": role, "exp": expiry, "scopes": scopes}
