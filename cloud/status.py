@@ -41,6 +41,7 @@ class StatusTracker:
         self.messages_total = 0
         self.invalid_total = 0
         self.connects_total = 0
+        self._refused: dict[int, str] = {}
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -60,6 +61,7 @@ class StatusTracker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     # ------------------------------------------------------------ lifecycle
@@ -76,6 +78,24 @@ class StatusTracker:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+
+    def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> str | None:
+        """Publish at QoS 1 on the cloud's own MQTT identity and wait for the PUBACK.
+
+        None when the broker took it; otherwise why not (not connected, refused, no answer).
+        Blocks: call it from a worker thread.
+        """
+        if not self._connected.is_set():
+            return "the API is not connected to the MQTT broker"
+        info = self._client.publish(topic, payload, qos=1)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            return f"publish failed: {exc}"
+        if not info.is_published():
+            return f"the broker did not acknowledge within {timeout:.0f} s"
+        refused = self._refused.pop(info.mid, None)
+        return f"the broker refused it: {refused}" if refused else None
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -99,6 +119,10 @@ class StatusTracker:
         if self._connected.is_set() and not self._stopping:
             log.warning("status tracker lost the broker (%s); reconnecting", reason_code)
         self._connected.clear()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._refused[mid] = str(reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         self.messages_total += 1

@@ -81,6 +81,41 @@ def test_agents_cannot_send_commands_and_the_api_identity_cannot_publish_telemet
         api.close()
 
 
+def test_agent_publishes_only_its_own_results_catalog_and_personal_data(bundle, secure_broker):
+    ingest = connected(bundle, secure_broker, bundle.inventory.cloud.ingest_username)
+    edge01 = connected(bundle, secure_broker, "edge-01@plant-1")
+    try:
+        for topic_filter in contract.INGEST_FILTERS:
+            ingest.subscribe(contract.shared(bundle.inventory.cloud.share_group, topic_filter))
+        for topic_of in (contract.result_topic, contract.catalog_topic, contract.personal_topic):
+            assert edge01.publish(topic_of("plant-1", "edge-02"), b"spoofed") == "Not authorized", topic_of
+            assert edge01.publish(topic_of("plant-2", "edge-01"), b"other site") == "Not authorized", topic_of
+        own = [topic_of("plant-1", "edge-01") for topic_of in
+               (contract.result_topic, contract.catalog_topic, contract.personal_topic)]
+        for topic in own:
+            assert edge01.publish(topic, b"own") == "Success"
+        settle()
+        assert sorted(ingest.received()) == sorted((topic, b"own") for topic in own)
+    finally:
+        ingest.close()
+        edge01.close()
+
+
+def test_only_cloud_identities_send_commands(bundle, secure_broker):
+    ingest = connected(bundle, secure_broker, bundle.inventory.cloud.ingest_username)
+    edge01 = connected(bundle, secure_broker, "edge-01@plant-1")
+    try:
+        edge01.subscribe(contract.command_filter("plant-1", "edge-01"))
+        # `cloud serve` sends commands with the ingest identity (one process, one identity).
+        assert ingest.publish(contract.command_topic("plant-1", "edge-01", "write"), b"{}") == "Success"
+        assert edge01.publish(contract.command_topic("plant-1", "edge-01", "write"), b"to itself") == "Not authorized"
+        settle()
+        assert edge01.received() == [(contract.command_topic("plant-1", "edge-01", "write"), b"{}")]
+    finally:
+        ingest.close()
+        edge01.close()
+
+
 def test_wrong_password_is_refused(bundle, secure_broker):
     client = TlsClient(bundle, bundle.agent("plant-1", "edge-01"), secure_broker.port, password="not-the-password")
     client.connect()
