@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from hinode.contract import DeviceKind
+from hinode.contract import DeviceKind, is_personal
 
 if TYPE_CHECKING:
-    from cloud.api.influxql import InfluxReader
+    from cloud.influx import AsyncInfluxClient
 
 COUNT_SCHEMA = {"site": pl.String, "device": pl.String, "received": pl.Int64,
                 "min_seq": pl.Int64, "max_seq": pl.Int64}
@@ -71,7 +71,7 @@ def site_completeness(per_device: pl.DataFrame) -> pl.DataFrame:
 
 
 def completeness_query(window_s: int) -> str:
-    kinds = ",".join(f'"{kind.value}"' for kind in DeviceKind)
+    kinds = ",".join(f'"{kind.value}"' for kind in DeviceKind if not is_personal(kind))
     return (f'SELECT count(distinct("seq")) AS received, min("seq") AS min_seq, max("seq") AS max_seq '
             f'FROM {kinds} WHERE time > now() - {int(window_s)}s GROUP BY "site","device"')
 
@@ -79,7 +79,7 @@ def completeness_query(window_s: int) -> str:
 class CompletenessService:
     """Fetches per-device seq counts for a window; answers from a cache for ``cache_s``."""
 
-    def __init__(self, reader: "InfluxReader", cache_s: float = 3.0):
+    def __init__(self, reader: "AsyncInfluxClient", cache_s: float = 3.0):
         self._reader = reader
         self._cache_s = cache_s
         self._cache: dict[int, tuple[float, pl.DataFrame]] = {}

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import polars as pl
 
-from cloud.api.influxql import InfluxReader, quote_literal
+from cloud.influx import AsyncInfluxClient, quote_string
 from cloud.status import KnownStatus
-from hinode.contract import DeviceKind
+from cloud.ingest.records import CATALOG_MEASUREMENT
+from hinode.contract import DeviceKind, is_personal
 
-KINDS_FROM = ",".join(f'"{kind.value}"' for kind in DeviceKind)
+# The general endpoints read every kind but the personal ones (which live in their own database
+# anyway): naming them here keeps a misrouted point from ever showing up in a general answer.
+KINDS_FROM = ",".join(f'"{kind.value}"' for kind in DeviceKind if not is_personal(kind))
+# How far back the general endpoints look for devices and their newest values: bounded, so the
+# board's every-second refresh never scans a device's whole history.
+LOOKBACK = "30d"
 # Fields the ingest adds to every point that are bookkeeping, not readings.
 BOOKKEEPING_FIELDS = {"seq", "bad_metrics", "uncertain_metrics"}
-_PROFILE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class DataSeen:
 
 
 def _where(site: str | None, device: str | None = None) -> str:
-    conditions = [f'"{tag}" = {quote_literal(value)}' for tag, value in (("site", site), ("device", device)) if value]
+    conditions = [f'"{tag}" = {quote_string(value)}' for tag, value in (("site", site), ("device", device)) if value]
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
@@ -55,23 +59,40 @@ def parse_index(series) -> dict[tuple[str, str], DataSeen]:
     return seen
 
 
-async def data_index(reader: InfluxReader, site: str | None) -> dict[tuple[str, str], DataSeen]:
+async def data_index(reader: AsyncInfluxClient, site: str | None) -> dict[tuple[str, str], DataSeen]:
     (series,) = await reader.query(index_statement(site))
     return parse_index(series)
 
 
-@lru_cache(maxsize=256)
-def profile_units(profile: str) -> dict[str, str]:
-    """metric -> unit ("" for unitless) in profile order; {} when the profile is unknown."""
-    if not _PROFILE_ID.fullmatch(profile or ""):
-        return {}
-    from device_profiles.schema import ProfileError, load_profile
-    try:
-        loaded = load_profile(profile)
-    except ProfileError:
-        return {}
-    entries = loaded.registers if loaded.protocol == "modbus" else loaded.nodes
-    return {entry.metric: entry.unit for entry in entries}
+def catalog_statement(site: str | None, device: str | None = None) -> str:
+    """What each device measures, from the catalogs agents send (any profile, shipped or site-local)."""
+    return (f'SELECT last("unit") AS unit, last("counter") AS counter FROM "{CATALOG_MEASUREMENT}"'
+            f'{_where(site, device)} GROUP BY "site","device","metric"')
+
+
+def parse_catalog(series) -> dict[tuple[str, str], dict[str, dict]]:
+    """(site, device) -> metric -> {"unit", "counter"}."""
+    catalog: dict[tuple[str, str], dict[str, dict]] = {}
+    for s in series:
+        for row in s.rows():
+            key = (s.tags.get("site", ""), s.tags.get("device", ""))
+            catalog.setdefault(key, {})[s.tags.get("metric", "")] = {"unit": row.get("unit") or "",
+                                                                      "counter": bool(row.get("counter"))}
+    return catalog
+
+
+async def device_catalog(reader: AsyncInfluxClient, site: str | None,
+                         device: str | None = None) -> dict[tuple[str, str], dict[str, dict]]:
+    (series,) = await reader.query(catalog_statement(site, device))
+    return parse_catalog(series)
+
+
+def units_of(catalog: dict[tuple[str, str], dict[str, dict]], site: str, device: str) -> dict[str, str]:
+    return {metric: info["unit"] for metric, info in sorted(catalog.get((site, device), {}).items())}
+
+
+def counters_of(catalog: dict[tuple[str, str], dict[str, dict]], site: str, device: str) -> list[str]:
+    return sorted(metric for metric, info in catalog.get((site, device), {}).items() if info["counter"])
 
 
 def _status_devices(statuses: dict[tuple[str, str], KnownStatus]) -> dict[tuple[str, str], tuple[KnownStatus, object]]:
@@ -121,7 +142,8 @@ def empty_completeness() -> dict:
 
 
 def list_devices(seen: dict[tuple[str, str], DataSeen], statuses: dict[tuple[str, str], KnownStatus] | None,
-                 site: str | None, now_ms: int, offline_after_s: int) -> list[dict]:
+                 site: str | None, now_ms: int, offline_after_s: int,
+                 catalog: dict[tuple[str, str], dict[str, dict]] | None = None) -> list[dict]:
     """Devices with data plus devices an agent reports that never sent any (completeness left empty)."""
     listed = _status_devices(statuses or {})
     devices: dict[tuple[str, str], dict] = {}
@@ -140,7 +162,8 @@ def list_devices(seen: dict[tuple[str, str], DataSeen], statuses: dict[tuple[str
         dev.update(judge_device(dev["site"], dev["device"], dev["kind"], dev["agent"], dev["last_seen"],
                                 statuses, listed, now_ms, offline_after_s))
         dev["completeness"] = empty_completeness()
-        dev["units"] = profile_units(dev["profile"])
+        dev["units"] = units_of(catalog or {}, dev["site"], dev["device"])
+        dev["counters"] = counters_of(catalog or {}, dev["site"], dev["device"])
         out.append(dev)
     return out
 
@@ -203,11 +226,28 @@ def parse_latest(results) -> list[dict]:
     return out
 
 
-async def latest_values(reader: InfluxReader, site: str | None, device: str | None = None) -> list[dict]:
+async def latest_values(reader: AsyncInfluxClient, site: str | None, device: str | None = None) -> list[dict]:
     return parse_latest(await reader.query(*latest_statements(site, device)))
 
 
 # ---------------------------------------------------------------- sites
+
+def positions_statement(site: str | None) -> str:
+    # One selector: "lon" then comes from the very point whose lat is last, with that point's time.
+    return (f'SELECT last("lat") AS lat, "lon" AS lon FROM "{DeviceKind.VEHICLE.value}"{_where(site)} '
+            f'GROUP BY "site","device"')
+
+
+def parse_positions(series) -> list[dict]:
+    """The newest position of each vehicle (``lat`` and ``lon`` of one reading ts are one point)."""
+    out = []
+    for s in series:
+        for row in s.rows():
+            if isinstance(row.get("lat"), (int, float)) and isinstance(row.get("lon"), (int, float)):
+                out.append({"site": s.tags.get("site", ""), "device": s.tags.get("device", ""), "ts": int(row["time"]),
+                            "lat": row["lat"], "lon": row["lon"]})
+    return sorted(out, key=lambda p: (p["site"], p["device"]))
+
 
 def agent_rates_statement(site: str | None = None) -> str:
     return f'SELECT last("readings_per_s") AS rate FROM "{DeviceKind.AGENT.value}"{_where(site)} GROUP BY "site","device"'

@@ -35,9 +35,9 @@ def _optional_site(site: str | None) -> str | None:
 async def _devices(request: Request, site: str | None) -> tuple[list[dict], pl.DataFrame]:
     """All devices of one site (or all sites), judged online/offline, with completeness."""
     state = request.app.state
-    seen = await svc.data_index(state.reader, site)
+    seen, catalog = await asyncio.gather(svc.data_index(state.reader, site), svc.device_catalog(state.reader, site))
     statuses = _statuses(request)
-    devices = svc.list_devices(seen, statuses, site, _now_ms(), state.config.api.offline_after_s)
+    devices = svc.list_devices(seen, statuses, site, _now_ms(), state.config.api.offline_after_s, catalog)
     per_device, _ = await state.completeness.report(state.config.api.completeness_window_s,
                                                     svc.known_devices_frame(devices))
     by_device = svc.completeness_by_device(per_device)
@@ -66,19 +66,27 @@ async def devices(request: Request, site: str | None = Query(None, description="
 
 @router.get("/devices/{site}/{device}/latest", summary="The newest value of every metric of one device")
 async def device_latest(request: Request, site: str, device: str) -> dict:
-    found = await svc.latest_values(request.app.state.reader, params.check_id("site", site),
-                                    params.check_id("device", device))
+    site, device = params.check_id("site", site), params.check_id("device", device)
+    reader = request.app.state.reader
+    found, catalog = await asyncio.gather(svc.latest_values(reader, site, device),
+                                          svc.device_catalog(reader, site, device))
     if not found:
         raise HTTPException(404, f"no data for device {device!r} at site {site!r}")
     item = found[0]
     return {"site": item["site"], "device": item["device"], "kind": item["kind"], "ts": item["ts"],
-            "values": item["values"], "quality": item["quality"]}
+            "values": item["values"], "quality": item["quality"], "units": svc.units_of(catalog, site, device)}
 
 
 @router.get("/latest", summary="The newest values of all devices (of one site) in one call")
 async def latest(request: Request, site: str | None = Query(None, description="only this site")) -> dict:
     return {"now": _now_ms(),
             "devices": await svc.latest_values(request.app.state.reader, _optional_site(site))}
+
+
+@router.get("/positions", summary="The newest position (lat, lon, ts) of every vehicle (of one site)")
+async def positions(request: Request, site: str | None = Query(None, description="only this site")) -> dict:
+    (series,) = await request.app.state.reader.query(svc.positions_statement(_optional_site(site)))
+    return {"now": _now_ms(), "positions": svc.parse_positions(series)}
 
 
 @router.get("/series", summary="One metric of one device, aggregated in time buckets")

@@ -13,6 +13,7 @@ from cloud.api import create_app
 from cloud.config import CloudConfig
 from cloud.status import StatusTracker
 from hinode import contract, services
+from cloud.ingest.records import catalog_lines
 from tests.cloud.test_api_kit import publish_retained, serve_app, wait_for, write_lines
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,10 +54,18 @@ def plant_lines() -> list[str]:
         f'charger,site=plant-a,agent=edge-1,device=c1 power=7.4,connector="charging",seq=1i {now - 1000}',
         # the agent's own health
         f"agent,site=plant-a,agent=edge-1,device=edge-1 readings_per_s=12.5,queue_depth=0.0,seq=99i {now - 1000}",
-        # plant-b: fresh data, but its agent's will said offline
+        # plant-b: fresh data, but its agent's will said offline; a position is lat and lon in one point
+        f"vehicle,site=plant-b,agent=edge-2,device=v1 speed=4.5,lat=36.5993,lon=140.6512,seq=9i {now - 2000}",
         f"vehicle,site=plant-b,agent=edge-2,device=v1 speed=4.5,seq=10i {now - 1000}",
+        # personal data misrouted into the general database: never shown by the general endpoints
+        f"vitals,site=plant-a,agent=edge-1,device=bp-1 systolic=128.0,seq=1i {now - 1000}",
     ]
-    return lines
+    # What the ingest stores from the agent's catalog: units of a site-local profile the cloud has no file for.
+    catalog = contract.AgentCatalog(site="plant-a", agent="edge-1", ts=now - 5000, devices=[contract.DeviceCatalog(
+        device="m1", kind="meter", profile="hinode-sim-meter", metrics=[
+            contract.MetricInfo(metric="voltage_l1", unit="V"), contract.MetricInfo(metric="power_factor"),
+            contract.MetricInfo(metric="energy_import", unit="kWh", counter=True, rollover=42949672.96)])])
+    return lines + catalog_lines(catalog, catalog.devices)
 
 
 def statuses() -> list[contract.AgentStatus]:
@@ -121,7 +130,10 @@ def test_devices_show_online_only_when_status_and_data_agree(stack):
         ("meter", "hinode-sim-meter", "edge-1", True, "")
     assert m1["last_seen"] == CLOCK.now - 1000
     assert m1["completeness"] == {"expected": 8, "received": 7, "missing": 1, "ratio": 7 / 8}
-    assert (m1["units"]["voltage_l1"], m1["units"]["power_factor"]) == ("V", "")   # from the shipped profile
+    # Units come from the catalog the agent sent (stored by the ingest), not from files the cloud has.
+    assert m1["units"] == {"energy_import": "kWh", "power_factor": "", "voltage_l1": "V"}
+    assert m1["counters"] == ["energy_import"]
+    assert "bp-1" not in {d for _, d in devices}
 
     stale = devices[("plant-a", "m-stale")]
     assert stale["online"] is False and stale["reason"].startswith("no data for 1")
@@ -261,3 +273,26 @@ def test_metrics_are_prometheus_text_without_secrets(stack):
     assert "hinode_api_influx_queries_total" in text
     everything = text + client.get("/readyz").text + client.get("/openapi.json").text
     assert "do-not-leak" not in everything
+
+
+def test_positions_are_one_point_with_lat_and_lon(stack):
+    client, _ = stack
+    body = get(client, "/api/positions")
+    assert body["positions"] == [{"site": "plant-b", "device": "v1", "ts": CLOCK.now - 2000,
+                                  "lat": 36.5993, "lon": 140.6512}]
+    assert get(client, "/api/positions", site="plant-a")["positions"] == []
+
+
+def test_general_endpoints_never_return_personal_kinds(stack):
+    client, _ = stack
+    latest = get(client, "/api/latest")["devices"]
+    assert "vitals" not in {d["kind"] for d in latest} and "bp-1" not in {d["device"] for d in latest}
+    completeness = get(client, "/api/completeness")
+    assert "bp-1" not in {d["device"] for d in completeness["devices"]}
+    assert client.get("/api/devices/plant-a/bp-1/latest").status_code == 404
+
+
+def test_latest_of_one_device_carries_the_units_of_its_catalog(stack):
+    client, _ = stack
+    body = get(client, "/api/devices/plant-a/m1/latest")
+    assert body["units"]["voltage_l1"] == "V" and body["values"]["voltage_l1"] == 229.25
