@@ -254,3 +254,57 @@ def test_duplicates_overwrite_identical_points_and_seq_gaps_are_counted(broker, 
     with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
         assert client.query("SELECT count(power_w) FROM meter")[0]["values"][0][1] == 3
     assert distinct_seqs(influx) == {"pm-1": 3}
+
+
+def test_declared_meta_keys_become_tags_and_others_are_refused_and_counted(broker, influx):
+    publisher = Publisher(broker)
+    ts = now_ms()
+    scooter = dict(site="plant-a", agent="edge-1", kind="vehicle", readings=[Reading(ts=ts, metric="battery_pct", value=81)])
+    with running_ingest(ingest_config(broker, influx, meta_max_values=2)) as service:
+        envelopes = [
+            TelemetryEnvelope(device="sc-1", seq=1, meta={"fleet": "hitachi-east", "rider": "taro"}, **scooter),
+            TelemetryEnvelope(device="sc-2", seq=1, meta={"fleet": "hitachi-west"}, **scooter),
+            TelemetryEnvelope(device="sc-3", seq=1, meta={"fleet": "third-fleet"}, **scooter),     # over the bound
+            TelemetryEnvelope(device="sc-4", seq=1, meta={"fleet": "has space"}, **scooter),       # not an id
+        ]
+        for envelope in envelopes:
+            publisher.envelope(envelope).wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 4, 15, "4 envelopes acked")
+        stats = service.stats()
+        text = service.prometheus_text()
+    publisher.close()
+    assert stats["written_envelopes"] == 4 and stats["dead_letter_total"] == 0     # the readings are all stored
+    assert stats["meta_refused"] == {("vehicle", "undeclared_key"): 1, ("vehicle", "too_many_values"): 1,
+                                     ("vehicle", "not_an_id"): 1}
+    assert 'hinode_ingest_meta_refused_total{kind="vehicle",reason="undeclared_key"} 1' in text
+    with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
+        tags = {r[0] for r in client.query('SHOW TAG KEYS FROM "vehicle"')[0]["values"]}
+        fleets = {r["device"]: r.get("fleet") for r in client.query_rows('SELECT battery_pct, fleet FROM vehicle GROUP BY device')}
+    assert tags == {"site", "agent", "device", "fleet"}
+    assert fleets == {"sc-1": "hitachi-east", "sc-2": "hitachi-west", "sc-3": None, "sc-4": None}
+
+
+def test_catalogs_and_command_results_are_stored_and_personal_catalogs_kept_apart(broker, influx):
+    publisher = Publisher(broker)
+    ts = now_ms()
+    catalog = contract.AgentCatalog(site="plant-a", agent="edge-1", ts=ts, devices=[
+        contract.DeviceCatalog(device="pm-1", kind="meter", profile="site-meter", metrics=[
+            contract.MetricInfo(metric="energy_import", unit="kWh", counter=True, rollover=42949672.96),
+            contract.MetricInfo(metric="power_limit", unit="kW", writable=True)]),
+        contract.DeviceCatalog(device="bp-7", kind="vitals", profile="ble-bp", metrics=[
+            contract.MetricInfo(metric="systolic", unit="mm[Hg]")])])
+    result = contract.CommandResult(id="c-1", site="plant-a", agent="edge-1", status="done", message="wrote 40",
+                                    ts=ts, data={"value": 40})
+    with running_ingest(ingest_config(broker, influx)) as service:
+        publisher.raw(contract.catalog_topic("plant-a", "edge-1"), contract.encode(catalog)).wait_for_publish(5)
+        publisher.raw(contract.result_topic("plant-a", "edge-1"), contract.encode(result)).wait_for_publish(5)
+        wait_until(lambda: service.stats()["acked"] == 2, 15, "catalog and result acked")
+    publisher.close()
+    with InfluxClient(InfluxConfig(url=influx.url, database="hinode")) as client:
+        general = client.query_rows('SELECT * FROM hinode_catalog')
+        personal = client.query_rows('SELECT * FROM hinode_catalog', database="hinode_personal")
+        results = client.query_rows('SELECT * FROM hinode_command_result')
+    assert {(r["device"], r["metric"], r["unit"], r["counter"], r["rollover"], r["writable"]) for r in general} == {
+        ("pm-1", "energy_import", "kWh", True, 42949672.96, False), ("pm-1", "power_limit", "kW", False, 0.0, True)}
+    assert [(r["device"], r["metric"]) for r in personal] == [("bp-7", "systolic")]
+    assert [(r["id"], r["status"], r["message"], r["data"]) for r in results] == [("c-1", "done", "wrote 40", '{"value":40}')]
