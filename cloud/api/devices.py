@@ -99,7 +99,8 @@ def _status_devices(statuses: dict[tuple[str, str], KnownStatus]) -> dict[tuple[
     listed = {}
     for (site, _agent), known in statuses.items():
         for state in known.status.devices:
-            listed[(site, state.device)] = (known, state)
+            if not is_personal(state.kind):     # an agent's status lists its vitals devices too
+                listed[(site, state.device)] = (known, state)
     return listed
 
 

@@ -91,3 +91,26 @@ def test_opcua_meters_by_subscription(pipeline, tmp_path, secured):
                            "all OPC UA metrics")
     assert 220 < values["voltage_l1"] < 240
     assert values["energy_import"] > 0
+
+
+def test_units_of_a_site_local_profile_reach_the_api(pipeline, tmp_path):
+    """A profile kept in the site's own profile_dirs showed values without units: the cloud re-read shipped files."""
+    import yaml
+    from device_profiles.schema import find_profile
+    profile = yaml.safe_load(find_profile("hinode-sim-meter").read_text())
+    profile["id"] = "omika-hall-meter"
+    profile["registers"] = [dict(r, unit="kW" if r["metric"] == "power_limit" else r.get("unit", ""))
+                            for r in profile["registers"]]
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "omika-hall-meter.yaml").write_text(yaml.safe_dump(profile))
+    sim = pipeline.simulator("modbus", "--port", "0", "--meters", "1", "--interval", "0.5")
+    pipeline.agent([{"type": "modbus", "name": "hall-a", "transport": "tcp", "host": "127.0.0.1",
+                     "port": sim.tcp_port, "poll_interval_s": 0.5,
+                     "devices": [{"id": "hall-meter", "unit": 1, "profile": "omika-hall-meter"}]}],
+                   profile_dirs=[str(tmp_path / "profiles")])
+    device = pipeline.wait(lambda: (d := pipeline.devices().get("hall-meter")) and d["units"] and d,
+                           "units of the site-local profile in /api/devices")
+    assert device["profile"] == "omika-hall-meter"
+    assert device["units"]["voltage_l1"] == "V" and device["units"]["energy_import"] == "kWh"
+    assert device["counters"] == ["energy_import"]
+    assert latest(pipeline, "hall-meter") and pipeline.api("/api/devices/plant-1/hall-meter/latest")["units"]["power_total"] == "W"
