@@ -2,12 +2,15 @@
 
 Edge sources decode with it, simulators encode with it, so both read the same
 profile the same way. Registers are 16-bit unsigned ints as pymodbus returns them.
+``encode_register`` saturates like a meter's register would (the simulators' use);
+``encode_write`` is the strict inverse a write command uses: it refuses instead.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+import sys
 
 from device_profiles.schema import DataType, Order, Register
 
@@ -19,6 +22,10 @@ _STRUCT = {
 
 class DecodeError(ValueError):
     pass
+
+
+class EncodeError(ValueError):
+    """A value a write must not send; the message names the value and what is wrong with it."""
 
 
 def _to_bytes(registers: list[int], byte_order: Order, word_order: Order) -> bytes:
@@ -108,3 +115,69 @@ def encode_register(register: Register, value: int | float | str | bool) -> list
         value = raw
     return encode_raw(value, register.type, register.byte_order or Order.BIG,
                       register.word_order or Order.BIG, register.length)
+
+
+def _show(value) -> str:
+    """A value for an error message: 100 not 100.0, and never a 400-digit wall."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _raw_integer(register: Register, value: int | float) -> int:
+    """The register's raw integer for ``value`` (inverse scale/offset); EncodeError if there is none."""
+    dtype = register.type
+    if register.scale == 1.0 and register.offset == 0.0 and (isinstance(value, int) or value.is_integer()):
+        raw = int(value)                  # exact, also beyond 2**53
+    else:
+        exact = (value - register.offset) / register.scale
+        raw = round(exact)
+        # Tolerate only the rounding this arithmetic can add (12.34 / 0.01 is 1233.9999999999998),
+        # so that 12345678.905 in steps of 0.01 is refused rather than rounded.
+        noise = 16 * sys.float_info.epsilon * (abs(value) + abs(register.offset)) / abs(register.scale)
+        if abs(exact - raw) > noise + 1e-9:
+            step = "" if register.scale == 1.0 else f" of steps of {_show(register.scale)}"
+            step += f" from {_show(register.offset)}" if register.offset else ""
+            raise EncodeError(f"value {_show(value)} is not a whole number{step} for {dtype} (raw {exact!r})")
+    low, high = _INT_RANGE[dtype]
+    if not low <= raw <= high:
+        scaled = "" if register.scale == 1.0 and register.offset == 0.0 else f" (raw {_show(raw)}, range {low}..{high})"
+        raise EncodeError(f"value {_show(value)} out of range for {dtype}{scaled}")
+    return raw
+
+
+def encode_write(register: Register, value: int | float | bool) -> list[int]:
+    """Words (or ``[0]``/``[1]`` for a bit) that make the device hold exactly ``value``.
+
+    The strict inverse of ``decode_register`` for a write: refuses (EncodeError) a value
+    that is not finite, lies outside the profile's min/max, is not integral after inverse
+    scaling for an integer type, or does not fit the type; never rounds to the nearest
+    step or saturates. A float type stores the nearest float32/float64.
+    """
+    metric = register.metric
+    if register.type is DataType.BITS:
+        if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):
+            return [1 if value else 0]
+        raise EncodeError(f"value {_show(value)} is not a boolean (true/false or 1/0) for {metric}")
+    if register.type is DataType.STRING:
+        raise EncodeError(f"{metric} is a string register; writes take numbers")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EncodeError(f"value {_show(value)} is not a number for {metric} ({register.type})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EncodeError(f"value {_show(value)} is not a finite number for {metric}")
+    if register.min is not None and value < register.min:
+        raise EncodeError(f"value {_show(value)} below min {_show(register.min)} of {metric}")
+    if register.max is not None and value > register.max:
+        raise EncodeError(f"value {_show(value)} above max {_show(register.max)} of {metric}")
+    byte_order, word_order = register.byte_order or Order.BIG, register.word_order or Order.BIG
+    try:
+        if register.type in _INT_RANGE:
+            raw = _raw_integer(register, value)
+        else:
+            raw = (value - register.offset) / register.scale if register.scale else math.nan
+            if not math.isfinite(raw):
+                raise OverflowError
+        return encode_raw(raw, register.type, byte_order, word_order)
+    except OverflowError:                 # beyond float32, or an int too large for any float
+        raise EncodeError(f"value {_show(value)} out of range for {register.type}") from None

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, \
+    model_validator
 
-from hinode.contract import METRIC_PATTERN, DeviceKind
+from hinode.contract import METRIC_PATTERN, DeviceKind, MetricInfo
 
 PROFILE_DIR = Path(__file__).resolve().parent
 PROFILE_ID = r"^[a-z0-9][a-z0-9_.-]{0,127}$"
@@ -54,6 +55,8 @@ REGISTER_COUNT = {
     DataType.INT64: 4, DataType.UINT64: 4, DataType.FLOAT32: 2, DataType.FLOAT64: 4,
     DataType.BITS: 1,
 }
+UNSIGNED_BITS = {DataType.UINT16: 16, DataType.UINT32: 32, DataType.UINT64: 64}
+NUMERIC_TYPES = frozenset(REGISTER_COUNT) - {DataType.BITS}
 
 
 class Order(StrEnum):
@@ -84,6 +87,59 @@ class Register(_Strict):
     offset: float = 0.0
     unit: str = ""
     description: str = ""
+    writable: bool = Field(default=False, description="the edge may write it (command 'write'); holding or coil only")
+    min: float | None = Field(default=None, description="lowest value a write may set, in engineering units")
+    max: float | None = Field(default=None, description="highest value a write may set, in engineering units")
+    counter: bool = Field(default=False, description="cumulative (energy): consumption is the difference of readings")
+    rollover: float | None = Field(default=None, gt=0, description="engineering value after which the counter wraps to 0")
+
+    # Field validators run in field order, so ``info.data`` holds function/type/bit (the
+    # profile fills a missing function from its defaults before registers are validated)
+    # and a mistake is reported under the key that is wrong, e.g. registers.3.writable.
+    @field_validator("writable")
+    @classmethod
+    def _writable_where_possible(cls, writable: bool, info: ValidationInfo) -> bool:
+        if not writable:
+            return writable
+        function, dtype = info.data.get("function"), info.data.get("type")
+        if function in (RegisterFunction.INPUT, RegisterFunction.DISCRETE):
+            raise ValueError(f"function {function} is read-only; only holding registers and coils can be writable")
+        if dtype is DataType.STRING:
+            raise ValueError("a string register cannot be writable (writes take a number or a boolean)")
+        if info.data.get("bit") is not None:
+            raise ValueError("one bit of a holding register cannot be writable: writing it means read-modify-write "
+                             "of the whole register, which can undo a change the device made in between; use a coil")
+        if info.data.get("scale") == 0:
+            raise ValueError("a register with scale 0 cannot be writable (no raw value gives a chosen value)")
+        return writable
+
+    @field_validator("min", "max")
+    @classmethod
+    def _limits_of_a_writable_number(cls, limit: float | None, info: ValidationInfo) -> float | None:
+        if limit is None:
+            return limit
+        if not info.data.get("writable"):
+            raise ValueError(f"'{info.field_name}' limits what a write may set; add 'writable: true' or remove it")
+        if info.data.get("type") not in NUMERIC_TYPES:
+            raise ValueError(f"'{info.field_name}' applies to numeric types only (type is {info.data.get('type')})")
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None and low > limit:
+            raise ValueError(f"min ({low:g}) must not be above max ({limit:g})")
+        return limit
+
+    @field_validator("counter")
+    @classmethod
+    def _counter_is_a_number(cls, counter: bool, info: ValidationInfo) -> bool:
+        if counter and info.data.get("type") not in NUMERIC_TYPES:
+            raise ValueError(f"a counter must be a numeric type (type is {info.data.get('type')})")
+        return counter
+
+    @field_validator("rollover")
+    @classmethod
+    def _rollover_of_a_counter(cls, rollover: float | None, info: ValidationInfo) -> float | None:
+        if rollover is not None and not info.data.get("counter"):
+            raise ValueError("'rollover' is only for a counter: add 'counter: true' or remove it")
+        return rollover
 
     @model_validator(mode="after")
     def _shape(self) -> "Register":
@@ -99,6 +155,24 @@ class Register(_Strict):
     def count(self) -> int:
         return self.length if self.type is DataType.STRING else REGISTER_COUNT[self.type]
 
+    @property
+    def effective_rollover(self) -> float | None:
+        """Where the counter wraps: ``rollover``, else 2**bits x |scale| for an unsigned integer counter.
+
+        The offset does not matter: it shifts both ends of the range, and a consumer adds
+        the rollover to a negative difference of two readings.
+        """
+        if not self.counter:
+            return None
+        if self.rollover is not None:
+            return self.rollover
+        bits = UNSIGNED_BITS.get(self.type)
+        return float(2 ** bits * abs(self.scale)) if bits and self.scale else None
+
+    def metric_info(self) -> MetricInfo:
+        return MetricInfo(metric=self.metric, unit=self.unit, counter=self.counter,
+                          rollover=self.effective_rollover, writable=self.writable)
+
 
 class ModbusProfile(_Strict):
     id: Annotated[str, Field(pattern=PROFILE_ID)]
@@ -111,6 +185,25 @@ class ModbusProfile(_Strict):
     max_registers_per_read: int = Field(default=125, ge=1, le=125)
     max_gap: int = Field(default=10, ge=0, le=124, description="unused registers read to join two blocks")
     registers: list[Register] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_function_first(cls, data):
+        """Give registers the default function before they are validated (their writable check needs it)."""
+        if not isinstance(data, dict) or not isinstance(data.get("registers"), list):
+            return data
+        defaults = data.get("defaults") or {}
+        if isinstance(defaults, RegisterDefaults):
+            defaults = {"function": defaults.function}
+        function = defaults.get("function", RegisterFunction.HOLDING) if isinstance(defaults, dict) else None
+        if function not in {f.value for f in RegisterFunction}:
+            return data         # a bad default is reported at defaults.function
+        registers = [{**r, "function": function} if isinstance(r, dict) and r.get("function") is None else r
+                     for r in data["registers"]]
+        return {**data, "registers": registers}
+
+    def metric_infos(self) -> list[MetricInfo]:
+        return [register.metric_info() for register in self.registers]
 
     @model_validator(mode="after")
     def _resolve_defaults(self) -> "ModbusProfile":
@@ -138,6 +231,18 @@ class OpcuaNode(_Strict):
     scale: float = 1.0
     offset: float = 0.0
     description: str = ""
+    counter: bool = Field(default=False, description="cumulative (energy): consumption is the difference of readings")
+    rollover: float | None = Field(default=None, gt=0, description="engineering value after which the counter wraps to 0")
+
+    @field_validator("rollover")
+    @classmethod
+    def _rollover_of_a_counter(cls, rollover: float | None, info: ValidationInfo) -> float | None:
+        if rollover is not None and not info.data.get("counter"):
+            raise ValueError("'rollover' is only for a counter: add 'counter: true' or remove it")
+        return rollover
+
+    def metric_info(self) -> MetricInfo:
+        return MetricInfo(metric=self.metric, unit=self.unit, counter=self.counter, rollover=self.rollover)
 
     @model_validator(mode="after")
     def _one_address(self) -> "OpcuaNode":
@@ -155,6 +260,9 @@ class OpcuaProfile(_Strict):
     source: str
     namespace: str = Field(description="namespace URI the node ids live in")
     nodes: list[OpcuaNode] = Field(min_length=1)
+
+    def metric_infos(self) -> list[MetricInfo]:
+        return [node.metric_info() for node in self.nodes]
 
     @model_validator(mode="after")
     def _unique(self) -> "OpcuaProfile":

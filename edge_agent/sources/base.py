@@ -18,7 +18,7 @@ Optional: ``async def handle_command(self, command, device) -> CommandOutcome`` 
 that can act (``device`` is the device id the command targets, or None when it targets
 the source by name). A source without it answers every command ``rejected``. A source
 tells the cloud what its devices measure (units, counters, writable metrics) with
-``context.describe(device, metrics)`` once it has loaded their profiles.
+``context.describe(device, profile, metrics)`` once it has loaded their profiles.
 
 A source isolates its devices: a device that times out, answers with an exception
 or vanishes is marked offline through the context, retried with back-off, and

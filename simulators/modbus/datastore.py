@@ -6,20 +6,23 @@ pymodbus 3.16 hands every request to ``context.async_getValues`` /
 freshly encoded set of tables once per refresh, answer with any exception code, or
 stay silent: raising ``NoSuchIdException`` on a server built with
 ``ignore_missing_devices=True`` sends no response, so the client times out exactly as
-with a dead RS-485 slave.
+with a dead RS-485 slave. Writes are accepted for the addresses of a unit's writable
+registers only (whole request or nothing); any other write answers exception 1, as a
+meter's measurements are read-only.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
 
-from simulators.modbus.layout import FUNCTION_OF_CODE, Tables
+from simulators.modbus.layout import FUNCTION_OF_CODE, Tables, Written
 
 _FAULT = re.compile(r"^(timeout|exception:(\d+))$")
 
@@ -46,6 +49,8 @@ def parse_fault(fault: str | None) -> tuple[str, int] | None:
 class UnitState:
     tables: Tables = field(default_factory=dict)
     fault: tuple[str, int] | None = None
+    writable: frozenset = frozenset()                      # (function, address) a client may write
+    written: Written = field(default_factory=dict)         # what clients wrote; survives refreshes
 
 
 class SimulatorContext(ModbusServerContext):
@@ -59,6 +64,7 @@ class SimulatorContext(ModbusServerContext):
         self.old_simulator = True
         self.simdevices = []
         self.requests: Counter = Counter()
+        self.on_write: Callable[[int], None] | None = None     # called with the unit after a write
 
     def device_ids(self) -> list[int]:
         return list(self.units)
@@ -91,5 +97,17 @@ class SimulatorContext(ModbusServerContext):
         unit = self._unit(device_id)
         if unit.fault is not None:
             return ExcCodes(unit.fault[1])
-        self.requests[(device_id, "write_refused")] += 1
-        return ExcCodes.ILLEGAL_FUNCTION       # a meter's measurements are read-only
+        function = FUNCTION_OF_CODE.get(func_code)
+        table = unit.tables.get(function)
+        addresses = range(address, address + len(values))
+        if table is None or not values or any((function, a) not in unit.writable for a in addresses):
+            self.requests[(device_id, "write_refused")] += 1
+            return ExcCodes.ILLEGAL_FUNCTION       # a meter's measurements are read-only
+        for a, value in zip(addresses, values):
+            word = bool(value) if function.is_bit else int(value)
+            table.words[a - table.start] = word
+            unit.written[(function, a)] = word
+        self.requests[(device_id, "write")] += 1
+        if self.on_write is not None:
+            self.on_write(device_id)
+        return None

@@ -5,6 +5,10 @@ input, coil or discrete). :class:`ProfileLayout` turns metric values into fresh 
 with :func:`device_profiles.codec.encode_register`, once per refresh, and also returns
 the values exactly as a correct client decodes them (float32 rounding, integer
 scaling), so tests can compare what an edge agent read with what was served.
+
+Writable registers (setpoints) are not measurements: they start at the profile's ``max``
+(else ``min``, else 0; coils off) and then hold what a client wrote, which ``build``
+lays over every refresh.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class RegisterTable:
 
 
 Tables = dict[RegisterFunction, RegisterTable]
+Written = dict[tuple[RegisterFunction, int], int | bool]      # (function, address) -> word or bit a client wrote
 
 
 def fit_to_register(register: Register, value: float) -> float:
@@ -61,6 +66,15 @@ def fit_to_register(register: Register, value: float) -> float:
     if register.type is DataType.FLOAT32 and math.isfinite(value):
         return min(max(value, -_FLOAT32_MAX), _FLOAT32_MAX)
     return value
+
+
+def initial_setpoint(register: Register):
+    if register.type is DataType.BITS:
+        return False
+    for start in (register.max, register.min):
+        if start is not None:
+            return start
+    return 0.0
 
 
 def generic_value(register: Register, unit: int, t: float, seed: int = 0):
@@ -88,19 +102,23 @@ class ProfileLayout:
             start, end = reg.address, reg.address + reg.count
             lo, hi = self._extent.get(reg.function, (start, end))
             self._extent[reg.function] = (min(lo, start), max(hi, end))
+        self.writable = frozenset((reg.function, reg.address + i)
+                                  for reg in profile.registers if reg.writable
+                                  for i in range(1 if reg.function.is_bit else reg.count))
 
     @property
     def functions(self) -> list[RegisterFunction]:
         return list(self._extent)
 
-    def build(self, values: dict[str, object], unit: int, t: float, seed: int = 0) -> tuple[Tables, dict[str, object]]:
-        """Fresh tables holding ``values`` (others filled generically) and the served values."""
+    def build(self, values: dict[str, object], unit: int, t: float, seed: int = 0,
+              written: Written | None = None) -> tuple[Tables, dict[str, object]]:
+        """Fresh tables holding ``values`` (others filled generically, ``written`` on top) and the served values."""
         tables: Tables = {}
         for function, (start, end) in self._extent.items():
             fill = False if function.is_bit else 0
             tables[function] = RegisterTable(start, [fill] * (end - start))
         for reg in self.profile.registers:
-            value = values.get(reg.metric)
+            value = initial_setpoint(reg) if reg.writable else values.get(reg.metric)
             if value is None:
                 value = generic_value(reg, unit, t, seed)
             table = tables[reg.function]
@@ -114,8 +132,15 @@ class ProfileLayout:
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     value = fit_to_register(reg, value)
                 table.words[offset:offset + reg.count] = encode_register(reg, value)
+        for (function, address), word in (written or {}).items():
+            table = tables[function]
+            table.words[address - table.start] = word
+        return tables, self.decode(tables)
+
+    def decode(self, tables: Tables) -> dict[str, object]:
+        """Metric -> value as a correct client decodes ``tables``."""
         served: dict[str, object] = {}
         for reg in self.profile.registers:
             words = tables[reg.function].read(reg.address, reg.count)
             served[reg.metric] = decode_register(reg, [int(w) for w in words])
-        return tables, served
+        return served

@@ -61,10 +61,12 @@ class ModbusSimulator:
         self._requested_port = port
         self.port: int | None = None
         self.client_port: str | None = None        # RTU: the serial device a client opens
-        self._state = {u: UnitState() for u in self.units}
+        writable = self._layout.writable if self._layout else frozenset()
+        self._state = {u: UnitState(writable=writable) for u in self.units}
         self._served: dict[int, dict] = {}
         self._points: dict[int, dict] = {}
         self.context = SimulatorContext(self._state)
+        self.context.on_write = self._written
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._modem: PtyNullModem | None = None
         self._refresher: asyncio.Task | None = None
@@ -97,10 +99,13 @@ class ModbusSimulator:
                 self._state[unit].tables = {RegisterFunction.HOLDING: table}
                 self._points[unit] = points
             else:
-                tables, served = self._layout.build(values, unit, t, self.seed)
+                tables, served = self._layout.build(values, unit, t, self.seed, self._state[unit].written)
                 self._state[unit].tables = tables
             self._served[unit] = served
         self.refresh_count += 1
+
+    def _written(self, unit: int) -> None:
+        self._served[unit] = self._layout.decode(self._state[unit].tables)
 
     async def _refresh_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -17,7 +17,8 @@ PROFILE = load_profile("hinode-sim-meter")
 
 
 async def read_meter(client, unit: int) -> dict:
-    response = await client.read_holding_registers(0, count=26, device_id=unit)
+    end = max(r.address + r.count for r in PROFILE.registers)
+    response = await client.read_holding_registers(0, count=end, device_id=unit)
     assert not response.isError(), response
     return {r.metric: decode_register(r, response.registers[r.address:r.address + r.count]) for r in PROFILE.registers}
 

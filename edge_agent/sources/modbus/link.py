@@ -1,10 +1,12 @@
 """One connection to one Modbus endpoint, used by one request at a time.
 
 An endpoint is a TCP server (host:port), an RTU-over-TCP gateway (host:port) or a
-serial port. Every device behind it shares this link; the endpoint runner calls
-``read`` sequentially, so requests never interleave on a bus or gateway.
+serial port. Every device behind it shares this link. Whoever talks on it holds
+``lock`` for the whole exchange (the endpoint runner for one device's poll, a write
+command for its write and read-back), so requests never interleave on a bus or gateway.
 Errors are classified into the codes the source counts. Plain Modbus TCP goes through
-the small client in ``tcp.py`` (the hot path); RTU and RTU-over-TCP through pymodbus.
+the small client in ``tcp.py`` (the hot path; writes are encoded with pymodbus's PDU
+classes and sent through it); RTU and RTU-over-TCP through pymodbus.
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import time
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.bit_message import WriteSingleCoilRequest, WriteSingleCoilResponse
+from pymodbus.pdu.register_message import (WriteMultipleRegistersRequest, WriteMultipleRegistersResponse,
+                                           WriteSingleRegisterRequest, WriteSingleRegisterResponse)
 
 from device_profiles.schema import RegisterFunction
 from edge_agent.sources.modbus import tcp
@@ -51,9 +59,10 @@ class DeviceTimeout(DeviceError):
 class DeviceException(DeviceError):
     """The device answered with a Modbus exception response."""
 
-    def __init__(self, exception_code: int, function: RegisterFunction, address: int, count: int):
+    def __init__(self, exception_code: int, function: RegisterFunction, address: int, count: int,
+                 action: str = "reading"):
         name = EXCEPTION_NAMES.get(exception_code, "unknown")
-        super().__init__(f"exception {exception_code} ({name}) reading {function} {address}+{count}",
+        super().__init__(f"exception {exception_code} ({name}) {action} {function} {address}+{count}",
                          code=f"exception_{exception_code}")
         self.exception_code = exception_code
 
@@ -77,6 +86,31 @@ class Endpoint:
         if self.serial:
             return f"{self.serial.port} (rtu {self.serial.baudrate} {self.serial.bytesize}{self.serial.parity}{self.serial.stopbits})"
         return f"{self.host}:{self.port} ({self.transport})"
+
+
+_RESPONSES = {5: WriteSingleCoilResponse, 6: WriteSingleRegisterResponse, 16: WriteMultipleRegistersResponse}
+
+
+def write_request(function: RegisterFunction, address: int, values: list, unit: int) -> ModbusPDU:
+    """The pymodbus request PDU of a write: FC5 for a coil, FC6 for one register, FC16 for more."""
+    if function is RegisterFunction.COIL and len(values) == 1:
+        return WriteSingleCoilRequest(address=address, bits=[bool(values[0])], dev_id=unit)
+    if function is RegisterFunction.HOLDING and len(values) == 1:
+        return WriteSingleRegisterRequest(address=address, registers=list(values), dev_id=unit)
+    if function is RegisterFunction.HOLDING and 1 < len(values) <= 123:
+        return WriteMultipleRegistersRequest(address=address, registers=list(values), dev_id=unit)
+    raise ValueError(f"cannot write {len(values)} value(s) to {function}")
+
+
+def _echoes(request: ModbusPDU, response: ModbusPDU) -> bool:
+    """A write response repeats the address and the value (FC5/6) or the count (FC16)."""
+    if response.function_code != request.function_code or response.address != request.address:
+        return False
+    if request.function_code == 5:
+        return bool(response.bits) and bool(response.bits[0]) == bool(request.bits[0])
+    if request.function_code == 6:
+        return list(response.registers) == list(request.registers)
+    return response.count == request.count
 
 
 def endpoint_of(config: TransportConfig, device: DeviceBase) -> Endpoint:
@@ -106,6 +140,7 @@ class ModbusLink:
         self.requests = 0
         self._client: tcp.ModbusTcpClient | AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._last_request_end = 0.0
+        self.lock = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -169,8 +204,8 @@ class ModbusLink:
             return None
         return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
-    async def read(self, function: RegisterFunction, address: int, count: int, unit: int) -> list:
-        """Values of one block: ints for registers, bools for coils/discrete inputs."""
+    async def _turn(self):
+        """The live client, once the quiet time after the previous request has passed."""
         client = self._client
         if client is None or not client.connected:
             raise LinkDown(f"not connected to {self.endpoint}")
@@ -179,30 +214,23 @@ class ModbusLink:
             if wait > 0:
                 await asyncio.sleep(wait)
         self.requests += 1
+        return client
+
+    async def read(self, function: RegisterFunction, address: int, count: int, unit: int) -> list:
+        """Values of one block: ints for registers, bools for coils/discrete inputs."""
+        client = await self._turn()
+        what = f"reading {function} {address}+{count}"
         if isinstance(client, tcp.ModbusTcpClient):
-            return await self._read_tcp(client, function, address, count, unit)
-        try:
-            if function is RegisterFunction.HOLDING:
-                response = await client.read_holding_registers(address, count=count, device_id=unit)
-            elif function is RegisterFunction.INPUT:
-                response = await client.read_input_registers(address, count=count, device_id=unit)
-            elif function is RegisterFunction.COIL:
-                response = await client.read_coils(address, count=count, device_id=unit)
-            else:
-                response = await client.read_discrete_inputs(address, count=count, device_id=unit)
-        except ConnectionException as exc:
-            raise LinkDown(f"{self.endpoint}: {exc}") from None
-        except ModbusIOException as exc:
-            if not client.connected:
-                raise LinkDown(f"{self.endpoint}: connection lost") from None
-            if "No response" in str(exc):
-                raise DeviceTimeout(f"no response from unit {unit} within {self.timeout_s}s "
-                                    f"({self.retries} retries) reading {function} {address}+{count}") from None
-            raise DeviceError(f"bad response from unit {unit}: {exc}", code="bad_response") from None
-        except ModbusException as exc:
-            raise DeviceError(f"bad response from unit {unit}: {exc}", code="bad_response") from None
-        finally:
-            self._last_request_end = time.monotonic()
+            return await self._read_tcp(client, function, address, count, unit, what)
+        if function is RegisterFunction.HOLDING:
+            call = lambda: client.read_holding_registers(address, count=count, device_id=unit)  # noqa: E731
+        elif function is RegisterFunction.INPUT:
+            call = lambda: client.read_input_registers(address, count=count, device_id=unit)  # noqa: E731
+        elif function is RegisterFunction.COIL:
+            call = lambda: client.read_coils(address, count=count, device_id=unit)  # noqa: E731
+        else:
+            call = lambda: client.read_discrete_inputs(address, count=count, device_id=unit)  # noqa: E731
+        response = await self._via_pymodbus(client, call, unit, what)
         if response.isError():
             raise DeviceException(response.exception_code, function, address, count)
         values = response.bits[:count] if function.is_bit else response.registers
@@ -211,15 +239,50 @@ class ModbusLink:
                               code="bad_response")
         return values
 
+    async def write(self, function: RegisterFunction, address: int, values: list, unit: int) -> None:
+        """Write one coil (FC5), one holding register (FC6) or several (FC16); raises like ``read``.
+
+        The caller holds ``lock`` (and usually reads the register back under it).
+        """
+        request = write_request(function, address, values, unit)
+        what = f"writing {function} {address}+{len(values)} (FC{request.function_code})"
+        client = await self._turn()
+        if isinstance(client, tcp.ModbusTcpClient):
+            response = await self._request_tcp(client, request, unit, what)
+        else:
+            response = await self._via_pymodbus(client, lambda: client.execute(False, request), unit, what)
+        if response.isError():
+            raise DeviceException(response.exception_code, function, address, len(values), action="writing")
+        if not _echoes(request, response):
+            raise DeviceError(f"unit {unit} answered {what} with {response}", code="bad_response")
+
+    async def _via_pymodbus(self, client, call: Callable[[], Awaitable[ModbusPDU]], unit: int,
+                            what: str) -> ModbusPDU:
+        try:
+            return await call()
+        except ConnectionException as exc:
+            raise LinkDown(f"{self.endpoint}: {exc}") from None
+        except ModbusIOException as exc:
+            if not client.connected:
+                raise LinkDown(f"{self.endpoint}: connection lost") from None
+            if "No response" in str(exc):
+                raise DeviceTimeout(f"no response from unit {unit} within {self.timeout_s}s "
+                                    f"({self.retries} retries) {what}") from None
+            raise DeviceError(f"bad response from unit {unit}: {exc}", code="bad_response") from None
+        except ModbusException as exc:
+            raise DeviceError(f"bad response from unit {unit}: {exc}", code="bad_response") from None
+        finally:
+            self._last_request_end = time.monotonic()
+
     async def _read_tcp(self, client: tcp.ModbusTcpClient, function: RegisterFunction, address: int, count: int,
-                        unit: int) -> list:
+                        unit: int, what: str) -> list:
         try:
             values = await client.read(FUNCTION_CODES[function], address, count, unit)
         except ConnectionError as exc:
             raise LinkDown(f"{self.endpoint}: {exc}") from None
         except tcp.NoResponse:
             raise DeviceTimeout(f"no response from unit {unit} within {self.timeout_s}s "
-                                f"({self.retries} retries) reading {function} {address}+{count}") from None
+                                f"({self.retries} retries) {what}") from None
         except tcp.ExceptionResponse as exc:
             raise DeviceException(exc.code, function, address, count) from None
         except tcp.BadResponse as exc:
@@ -232,6 +295,30 @@ class ModbusLink:
             raise DeviceError(f"unit {unit} returned {len(values)} values for {function} {address}+{count}",
                               code="bad_response")
         return values
+
+    async def _request_tcp(self, client: tcp.ModbusTcpClient, request: ModbusPDU, unit: int,
+                           what: str) -> ModbusPDU:
+        """``request`` encoded by pymodbus, sent through our client; the response decoded by pymodbus."""
+        code = request.function_code
+        try:
+            pdu = await client.request(unit, bytes([code]) + request.encode())
+        except ConnectionError as exc:
+            raise LinkDown(f"{self.endpoint}: {exc}") from None
+        except tcp.NoResponse:
+            raise DeviceTimeout(f"no response from unit {unit} within {self.timeout_s}s "
+                                f"({self.retries} retries) {what}") from None
+        finally:
+            self._last_request_end = time.monotonic()
+        if len(pdu) >= 2 and pdu[0] == code | 0x80:
+            return ExceptionResponse(code, pdu[1])
+        response = _RESPONSES[code]()
+        try:
+            if pdu[0] != code:
+                raise ValueError(f"function {pdu[0]}")
+            response.decode(pdu[1:])
+        except (ValueError, struct.error) as exc:
+            raise DeviceError(f"bad response from unit {unit} {what}: {exc}", code="bad_response") from None
+        return response
 
     def close(self) -> None:
         if self._client is not None:

@@ -7,6 +7,9 @@ slow poll made us miss are skipped and counted as ``overrun`` instead of burst-r
 A failing device is retried after an exponentially growing back-off while the other
 devices on the endpoint keep their schedule; a lost connection takes every device of
 the endpoint offline until a reconnect (again with back-off) succeeds.
+
+A poll (all block reads of one device) and a reconnect hold the link's lock, so a write
+command waits for the poll in flight and the next poll waits for the write's read-back.
 """
 
 from __future__ import annotations
@@ -80,8 +83,12 @@ class EndpointRunner:
         finally:
             self.link.close()
 
+    async def _connect(self) -> bool:
+        async with self.link.lock:
+            return await self.link.connect()
+
     async def _reconnect(self) -> None:
-        while not await self.link.connect():
+        while not await self._connect():
             for schedule in self.schedules:
                 self.context.count_error(schedule.poller.device, "connect")
                 self.context.device_down(schedule.poller.device, f"cannot connect to {self.link.endpoint}")
@@ -107,7 +114,8 @@ class EndpointRunner:
         poller = schedule.poller
         started = time.monotonic()
         try:
-            batch = await poller.poll(self.link, now_ms())
+            async with self.link.lock:
+                batch = await poller.poll(self.link, now_ms())
         except LinkDown as exc:
             self.link.close()
             for other in self.schedules:
@@ -162,6 +170,7 @@ class PollingSource:
         self.context = context
         self.groups: dict[Endpoint, list[DevicePoller]] = {}
         self.links: list[ModbusLink] = []
+        self.link_of: dict[str, ModbusLink] = {}          # device id -> the link it is polled on
         self._queue: asyncio.Queue[DeviceBatch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
         self._tasks: list[asyncio.Task] = []
         self._runners: list[EndpointRunner] = []
@@ -175,6 +184,7 @@ class PollingSource:
             link = ModbusLink(endpoint, self.config.timeout_s, self.config.retries,
                               self.config.pause_between_requests_ms / 1000, self.context.log)
             self.links.append(link)
+            self.link_of.update((poller.device, link) for poller in pollers)
             runner = EndpointRunner(link, pollers, self.config.backoff, self.context, self._queue.put)
             self._runners.append(runner)
             task = asyncio.create_task(runner.run(), name=f"{self.context.source_name}:{endpoint}")

@@ -57,6 +57,7 @@ class Source:
         self.devices = [DeviceNodes(d, d.loaded_profile(context.profile_dirs)) for d in config.devices]
         for device in self.devices:
             context.register(device.id, device.profile.kind)
+            context.describe(device.id, device.profile.id, device.profile.metric_infos())
         self._out: asyncio.Queue[DeviceBatch | None] = asyncio.Queue(QUEUE_LIMIT)
         self._task: asyncio.Task | None = None
         self._client: Client | None = None

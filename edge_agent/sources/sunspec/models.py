@@ -3,6 +3,9 @@
 SunSpec marks a value the device does not provide with a sentinel per type ("not
 implemented"); such points are left out. A value whose scale factor is not
 implemented cannot be scaled: it is reported as None with quality bad.
+
+Accumulator points (types acc16/acc32/acc64, the energy totals) are counters: they
+wrap at the end of their type's range, 2**bits raw units, scaled like the value.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import yaml
 from device_profiles.codec import decode_raw
 from device_profiles.schema import DataType
 from edge_agent.sources.base import reading
-from hinode.contract import Quality, Reading
+from hinode.contract import MetricInfo, Quality, Reading
 
 MODELS_FILE = Path(__file__).with_name("models.yaml")
 
@@ -46,6 +49,10 @@ class Point:
     exp: int = 0
     metric: str | None = None
     unit: str = ""
+
+    @property
+    def counter(self) -> bool:
+        return self.type.startswith("acc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +122,34 @@ def decode_identity(table: ModelTable, words: list[int]) -> dict[str, str]:
     return out
 
 
-def decode_meter(table: ModelTable, words: list[int], ts: int) -> list[Reading]:
-    """Readings of one meter model; ``words`` is its body (may be shorter than the table)."""
+def scale_factors(table: ModelTable, words: list[int]) -> dict[str, int | None]:
     factors: dict[str, int | None] = {}
     for point in table.scale_factors:
         if point.offset < len(words):
             value = decode_point(point, words)
             # The specification allows scale factors of -10..10; anything else is as good as missing.
             factors[point.name] = value if value is not NOT_IMPLEMENTED and -10 <= value <= 10 else None
+    return factors
+
+
+def describe_meter(table: ModelTable, words: list[int], metrics: set[str]) -> list[MetricInfo]:
+    """What the points of ``metrics`` (those the device reports) measure, for the catalog."""
+    factors = scale_factors(table, words)
+    infos = []
+    for point in table.reported:
+        if point.metric not in metrics:
+            continue
+        rollover = None
+        if point.counter:
+            factor = factors.get(point.sf) if point.sf else 0
+            rollover = scaled(2 ** (16 * point.size), factor + point.exp) if factor is not None else None
+        infos.append(MetricInfo(metric=point.metric, unit=point.unit, counter=point.counter, rollover=rollover))
+    return infos
+
+
+def decode_meter(table: ModelTable, words: list[int], ts: int) -> list[Reading]:
+    """Readings of one meter model; ``words`` is its body (may be shorter than the table)."""
+    factors = scale_factors(table, words)
     readings = []
     for point in table.reported:
         if point.offset + point.size > len(words):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from edge_agent.sources.base import DeviceBatch, SourceContext, reading
 from edge_agent.sources.modbus.link import DeviceError, DeviceException, ModbusLink
 from edge_agent.sources.sunspec.discovery import DeviceMap, ModelBlock, discover, read_span
-from edge_agent.sources.sunspec.models import decode_identity, decode_meter, tables
-from hinode.contract import DeviceKind
+from edge_agent.sources.sunspec.models import decode_identity, decode_meter, describe_meter, tables
+from hinode.contract import DeviceKind, MetricInfo
 
 
 class SunSpecPoller:
@@ -57,6 +57,9 @@ class SunSpecPoller:
             raise
         readings = decode_meter(meter_tables[self.meter.id], words, ts)
         if self._identity_pending:
+            # The catalog lists what this device reports, with the scale factors it uses.
+            metrics = describe_meter(meter_tables[self.meter.id], words, {r.metric for r in readings})
+            self.context.describe(self.device, self.profile, [MetricInfo(metric=m) for m in self.identity] + metrics)
             readings = [reading(ts, metric, value) for metric, value in self.identity.items()] + readings
             self._identity_pending = False
         return DeviceBatch(device=self.device, kind=DeviceKind.METER, profile=self.profile, readings=readings)

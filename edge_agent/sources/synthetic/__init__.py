@@ -14,7 +14,7 @@ from typing import AsyncIterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hinode.contract import DeviceKind, Ident
+from hinode.contract import DeviceKind, Ident, MetricInfo
 from edge_agent.sources.base import DeviceBatch, SourceConfigBase, SourceContext, now_ms, reading, wait_event
 
 
@@ -42,8 +42,12 @@ class Source:
         self.context = context
         self._closed = asyncio.Event()
         self.polls = 0
+        # ``counter`` only grows (one per poll), the sine values are gauges.
+        metrics = [MetricInfo(metric="counter", counter=True)] + \
+            [MetricInfo(metric=f"value_{i}") for i in range(1, config.metrics)]
         for device in config.devices:
             context.register(device.id, config.kind)
+            context.describe(device.id, "synthetic", metrics)
 
     async def connect(self) -> None:
         for device in self.config.devices:

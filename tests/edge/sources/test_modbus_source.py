@@ -124,13 +124,13 @@ async def test_block_reads_coalesce_at_the_server(modbus_server, source_tools):
     async with source_tools.run(modbus.Source(whole, source_tools.context("whole"))) as run_whole, \
             source_tools.run(modbus.Source(split, source_tools.context("split"))) as run_split:
         await run_whole.wait_for(lambda: len(run_whole.batches) >= 8 and len(run_split.batches) >= 8, 10, "8 polls")
-    # 13 values in 26 registers: one request per poll, or 10+10+6 with a 10-register limit.
+    # 14 values in 27 registers: one request per poll, or 10+10+7 with a 10-register limit.
     polls_whole, polls_split = len(run_whole.batches), len(run_split.batches)
     assert polls_whole <= peer.count(1, "holding") <= polls_whole + 1
     assert 3 * polls_split <= peer.count(2, "holding") <= 3 * polls_split + 2
     unit2 = [(address, count) for _, unit, fc, address, count in peer.request_log if unit == 2]
-    assert unit2[:3] == [(0, 10), (10, 10), (20, 6)]
-    assert {(a, c) for _, unit, _, a, c in peer.request_log if unit == 1} == {(0, 26)}
+    assert unit2[:3] == [(0, 10), (10, 10), (20, 7)]
+    assert {(a, c) for _, unit, _, a, c in peer.request_log if unit == 1} == {(0, 27)}
     assert values_of(run_split.batches[-1]) == values_of(run_whole.batches[-1]) == pytest.approx(SIM_VALUES)
 
 
