@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def build_config(args: argparse.Namespace) -> CloudConfig:
     """The YAML file (or defaults) with command-line overrides, validated as a whole."""
-    config = load_cloud_config(args.config)
+    config = load_cloud_config(args.config, check_domains=args.command != "ingest")
     overrides = {
         ("mqtt", "host"): args.mqtt_host, ("mqtt", "port"): args.mqtt_port,
         ("influx", "url"): args.influx_url, ("influx", "database"): args.database,
@@ -164,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     if args.command == "serve":
-        return serve(config, with_ingest=not args.no_ingest)
+        try:
+            return serve(config, with_ingest=not args.no_ingest)
+        except CloudConfigError as exc:  # e.g. api.auth scopes no module registered (checked in create_app)
+            print(exc, file=sys.stderr)
+            return 2
     return run_ingest_only(config)
 
 

@@ -50,6 +50,14 @@ class MqttConfig(_Strict):
         return self
 
 
+class PersonalDataConfig(_Strict):
+    """Where readings of personal kinds (vitals) go: a database of their own, with its own retention."""
+    database: str = Field(default="hinode_personal", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    retention_policy: str = Field(default="personal", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    retention: str = Field(default="400d", pattern=r"^(INF|\d+[hdw])$",
+                           description="InfluxQL duration (e.g. 90d, 52w) or INF; applied at ingest start")
+
+
 class InfluxConfig(_Strict):
     url: str = "http://127.0.0.1:8086"
     database: str = "hinode"
@@ -59,6 +67,7 @@ class InfluxConfig(_Strict):
     token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x token, sent as 'Authorization: Token ...'")
     create_database: bool = Field(default=True, description="send CREATE DATABASE at start (1.x); off for 2.x/3.x")
     timeout_s: float = Field(default=10.0, gt=0)
+    personal: PersonalDataConfig = Field(default_factory=PersonalDataConfig)
 
 
 class IngestConfig(_Strict):
@@ -76,12 +85,24 @@ class IngestConfig(_Strict):
                                 "dead-lettered as clock_skew")
     max_past_s: float = Field(default=30 * 86400.0, gt=0, description="readings further behind the ingest's clock are "
                               "dead-lettered as clock_skew")
+    meta_max_values: int = Field(default=10_000, ge=1, description="distinct values one meta tag key of one kind may "
+                                 "take in this process; beyond it new values are refused and counted")
 
 
 class ApiToken(_Strict):
     name: str = Field(min_length=1, max_length=64)
     role: Literal["viewer", "admin"] = "viewer"
     hash: str = Field(pattern=r"^sha256:[0-9a-fA-F]{64}$", description="python -m hinode.security hash-token")
+    scopes: list[str] | None = Field(default=None, description="None: the role's default scopes; a list: exactly "
+                                     "these (cloud/api/scopes.py; personal scopes such as vitals:read only so)")
+
+    @model_validator(mode="after")
+    def _scope_names(self) -> "ApiToken":
+        import re  # scope names are checked against the registry when the API starts (cloud/api/auth.py)
+        bad = [i for i, s in enumerate(self.scopes or ()) if not re.fullmatch(r"[a-z][a-z0-9_]*:(read|write)", s)]
+        if bad:  # by position, not value: a secret pasted here must not be echoed
+            raise ValueError(f"scopes {bad}: not a scope name like 'meters:read' (<domain>:read|write)")
+        return self
 
 
 class ApiUser(_Strict):
@@ -89,6 +110,16 @@ class ApiUser(_Strict):
     role: Literal["viewer", "admin"] = "viewer"
     password_hash: str = Field(pattern=r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$",
                                description="python -m hinode.security add-user")
+    scopes: list[str] | None = Field(default=None, description="None: the role's default scopes; a list: exactly "
+                                     "these, also in the tokens issued to the user")
+
+    @model_validator(mode="after")
+    def _scope_names(self) -> "ApiUser":
+        import re
+        bad = [i for i, s in enumerate(self.scopes or ()) if not re.fullmatch(r"[a-z][a-z0-9_]*:(read|write)", s)]
+        if bad:  # by position, not value: a secret pasted here must not be echoed
+            raise ValueError(f"scopes {bad}: not a scope name like 'meters:read' (<domain>:read|write)")
+        return self
 
 
 class ApiAuthConfig(_Strict):
@@ -129,14 +160,31 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class SchedulerConfig(_Strict):
+    """Periodic jobs of the domains (cloud/scheduler.py), run inside ``python -m cloud serve``."""
+    enabled: bool = True
+    max_catchup_slots: int = Field(default=96, ge=1, description="after a down time, run at most this many missed "
+                                   "slots per job (the newest ones); older ones are left out and logged")
+    retry_initial_s: float = Field(default=5.0, gt=0, description="first wait before retrying a failed slot")
+    retry_max_s: float = Field(default=300.0, gt=0, description="longest wait between retries of a slot")
+    max_attempts: int = Field(default=5, ge=1, description="a slot failing this often for a reason other than "
+                              "InfluxDB being unavailable is skipped, so newer slots can run")
+    poll_max_s: float = Field(default=60.0, gt=0, description="longest sleep between checks for due slots")
+
+
 class CloudConfig(_Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    # One section per domain (cloud/domains/<name>/config.py), checked against the domain's model.
+    domains: dict[str, dict] = Field(default_factory=dict)
 
 
-def load_cloud_config(path: Path | str | None) -> CloudConfig:
+def load_cloud_config(path: Path | str | None, *, check_domains: bool = True) -> CloudConfig:
+    """``check_domains``: check a ``domains:`` section against the domains' models now (this imports
+    the domain modules - the API's code; an ingest-only process passes False and skips it)."""
     if path is None:
         return CloudConfig()
     path = Path(path)
@@ -147,14 +195,23 @@ def load_cloud_config(path: Path | str | None) -> CloudConfig:
     except yaml.YAMLError as exc:
         raise CloudConfigError(f"{path}: not valid YAML: {exc}") from None
     try:
-        return CloudConfig.model_validate(data)
+        config = CloudConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            got = err.get("input")
-            # A token or password pasted into the wrong key must not be echoed back.
-            secretish = any(word in key for word in ("password", "hash", "token", "secret"))
-            got_text = "" if isinstance(got, (dict, list)) or secretish else f" (got {got!r})"
-            lines.append(f"{path}: {key}: {err['msg']}{got_text}")
-        raise CloudConfigError("\n".join(lines)) from None
+        raise CloudConfigError("\n".join(validation_error_lines(exc, str(path)))) from None
+    if check_domains and "domains" in data:
+        from cloud.domains import check_domain_configs  # late: the domains import the API modules
+        check_domain_configs(config, source=str(path))
+    return config
+
+
+def validation_error_lines(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -> list[str]:
+    """``<source>: <key.path>: <what was expected> (got <value>)``, one line per error."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in (*prefix, *err["loc"])) or "(top level)"
+        got = err.get("input")
+        # A token or password pasted into the wrong key must not be echoed back.
+        secretish = any(word in key for word in ("password", "hash", "token", "secret"))
+        got_text = "" if isinstance(got, (dict, list)) or secretish else f" (got {got!r})"
+        lines.append(f"{source}: {key}: {err['msg']}{got_text}")
+    return lines

@@ -13,12 +13,16 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.staticfiles import StaticFiles
 
 from cloud.api.auth import Authenticator, board_allowed, install as install_auth
-from cloud.api.influxql import InfluxQueryError, InfluxReader, InfluxUnavailable
 from cloud.api.metrics import ApiMetrics, MetricsMiddleware
 from cloud.api.params import InvalidParameter
+from cloud.api import commands
 from cloud.api.routes import router
 from cloud.completeness import CompletenessService
 from cloud.config import CloudConfig
+from cloud.domains import DEFAULT_PACKAGES, discover, install_domains, register_domain_scopes
+from cloud.influx import (AsyncInfluxClient, InfluxAuthError, InfluxError, InfluxQueryError, InfluxRejected,
+                          InfluxUnavailable)
+from cloud.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 BOARD_DIR = Path(__file__).resolve().parent.parent / "board"
@@ -35,13 +39,14 @@ async def _call(method) -> None:
 
 
 def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services: bool = False,
-               completeness_cache_s: float = 3.0) -> FastAPI:
+               completeness_cache_s: float = 3.0, domain_packages: tuple[str, ...] = DEFAULT_PACKAGES) -> FastAPI:
     """Build the app.
 
     ``ingest``: an IngestService running in this process (its counters join /metrics).
     ``status``: a StatusTracker (agent online states; broker readiness).
     ``manage_services``: start both on startup and stop them on shutdown (``python -m cloud serve``);
-    otherwise the caller owns their lifecycle.
+    otherwise the caller owns their lifecycle. With it, the domains' scheduler runs too (``scheduler.enabled``).
+    ``domain_packages``: where the domains are discovered (cloud/domains/__init__.py).
     """
 
     @asynccontextmanager
@@ -51,10 +56,13 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
                 await _call(status.start)
             if ingest is not None:
                 await _call(ingest.start)
+            if config.scheduler.enabled:
+                await app.state.scheduler.start()
         try:
             yield
         finally:
             if manage_services:
+                await app.state.scheduler.stop()
                 if ingest is not None:
                     await _call(ingest.stop)
                 if status is not None:
@@ -64,14 +72,20 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
     app = FastAPI(title="hinode cloud API", version="1", lifespan=lifespan,
                   description="Live device data from InfluxDB and agent status from MQTT.")
     app.state.config = config
-    app.state.reader = InfluxReader(config.influx)
+    app.state.reader = AsyncInfluxClient(config.influx)
     app.state.completeness = CompletenessService(app.state.reader, cache_s=completeness_cache_s)
     app.state.status = status
     app.state.ingest = ingest
     app.state.metrics = ApiMetrics()
+    domains = discover(domain_packages)
+    register_domain_scopes(domains)  # before the Authenticator checks the scope names configured in api.auth
     app.state.auth = auth = Authenticator(config.api)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    app.include_router(router, dependencies=[Depends(auth.require("viewer"))])
+    app.include_router(router, dependencies=[Depends(auth.require_scope("meters:read"))])
+    app.include_router(commands.write_router, dependencies=[Depends(auth.require_scope("commands:write"))])
+    app.include_router(commands.read_router, dependencies=[Depends(auth.require_scope("commands:read"))])
+    app.state.scheduler = Scheduler(app.state.reader, config.scheduler, create_database=config.influx.create_database)
+    install_domains(app, config, domains=domains)
     _add_error_handlers(app)
     _add_operational_routes(app)
     install_auth(app, auth)
@@ -100,6 +114,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def influx_unavailable(request: Request, exc: InfluxUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
+    @app.exception_handler(InfluxAuthError)
+    async def influx_credentials(request: Request, exc: InfluxAuthError) -> JSONResponse:
+        # The API's own InfluxDB credentials are wrong: the service is unavailable, not the client's fault.
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(InfluxRejected)
+    async def influx_rejected_write(request: Request, exc: InfluxRejected) -> JSONResponse:
+        log.error("InfluxDB refused a derived write: %s", exc)
+        return JSONResponse({"detail": f"InfluxDB refused the write: {exc}"}, status_code=500)
+
 
 def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["operations"], summary="Liveness: 200 while the process runs")
@@ -109,7 +133,11 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/readyz", tags=["operations"], summary="Readiness: broker and InfluxDB reachable")
     async def readyz(request: Request) -> JSONResponse:
         state = request.app.state
-        influx_ok, influx_detail = await state.reader.ping()
+        try:
+            version = await state.reader.ping()
+            influx_ok, influx_detail = True, f"ok (InfluxDB {version})" if version else "ok"
+        except InfluxError as exc:
+            influx_ok, influx_detail = False, str(exc)
         checks = {"influxdb": {"ok": influx_ok, "detail": influx_detail}}
         if state.status is not None:
             connected = state.status.broker_connected
@@ -119,13 +147,15 @@ def _add_operational_routes(app: FastAPI) -> None:
         return JSONResponse(body, status_code=503 if not_ready else 200)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus text: API, status and in-process ingest counters",
-             response_class=PlainTextResponse, dependencies=[Depends(app.state.auth.require("admin"))])
+             response_class=PlainTextResponse, dependencies=[Depends(app.state.auth.require_scope("ops:read"))])
     async def metrics(request: Request) -> PlainTextResponse:
         state = request.app.state
         parts = [state.metrics.prometheus_text(), _reader_text(state.reader, state.completeness),
                  state.auth.prometheus_text()]
         if state.status is not None:
             parts.append(state.status.prometheus_text())
+        if state.scheduler.jobs:
+            parts.append(state.scheduler.prometheus_text())
         if state.ingest is not None:
             try:
                 parts.append(state.ingest.prometheus_text())
@@ -135,7 +165,7 @@ def _add_operational_routes(app: FastAPI) -> None:
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def _reader_text(reader: InfluxReader, completeness: CompletenessService) -> str:
+def _reader_text(reader: AsyncInfluxClient, completeness: CompletenessService) -> str:
     stats = reader.stats
     return "".join([
         "# HELP hinode_api_influx_queries_total InfluxQL requests sent by the API\n",

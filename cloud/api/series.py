@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cloud.api import params
 from cloud.api.devices import KINDS_FROM
-from cloud.api.influxql import InfluxReader, quote_ident, quote_literal
+from cloud.influx import AsyncInfluxClient, quote_identifier, quote_string
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ def parse_series_request(site: str, device: str, metric: str, start: str = "-1h"
 
 def series_statement(req: SeriesRequest) -> str:
     # Every piece is either validated against a strict pattern and quoted, or an integer.
-    return (f"SELECT {req.agg}({quote_ident(req.metric)}) AS value FROM {KINDS_FROM} "
-            f'WHERE "site" = {quote_literal(req.site)} AND "device" = {quote_literal(req.device)} '
+    return (f"SELECT {req.agg}({quote_identifier(req.metric)}) AS value FROM {KINDS_FROM} "
+            f'WHERE "site" = {quote_string(req.site)} AND "device" = {quote_string(req.device)} '
             f"AND time >= {int(req.start_ms)}ms AND time < {int(req.end_ms)}ms "
             f"GROUP BY time({int(req.window_ms)}ms) fill(none)")
 
 
-async def fetch_series(reader: InfluxReader, req: SeriesRequest) -> dict:
+async def fetch_series(reader: AsyncInfluxClient, req: SeriesRequest) -> dict:
     (series,) = await reader.query(series_statement(req))
     points: dict[int, object] = {}
     for s in series:

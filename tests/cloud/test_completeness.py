@@ -9,9 +9,9 @@ import time
 import polars as pl
 import pytest
 
-from cloud.api.influxql import InfluxReader
 from cloud.completeness import CompletenessService, device_completeness, site_completeness
 from cloud.config import InfluxConfig
+from cloud.influx import AsyncInfluxClient
 from tests.cloud.test_api_kit import write_lines
 
 pytestmark = pytest.mark.timeout(60)
@@ -84,7 +84,7 @@ def test_service_counts_distinct_seq_in_influxdb_and_caches(influx):
     write_lines(influx.url, lines)
 
     async def scenario():
-        reader = InfluxReader(InfluxConfig(url=influx.url))
+        reader = AsyncInfluxClient(InfluxConfig(url=influx.url))
         service = CompletenessService(reader, cache_s=30)
         try:
             per_device, per_site = await service.report(3600)
@@ -107,7 +107,7 @@ def test_service_counts_distinct_seq_in_influxdb_and_caches(influx):
 
 def test_service_on_a_database_that_does_not_exist_yet(influx):
     async def scenario():
-        reader = InfluxReader(InfluxConfig(url=influx.url, database="nothing_here"))
+        reader = AsyncInfluxClient(InfluxConfig(url=influx.url, database="nothing_here"))
         try:
             return await CompletenessService(reader).report(600)
         finally:
