@@ -5,11 +5,12 @@ Errors name the file, the key path and what was expected, like the edge config.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 
 class CloudConfigError(ValueError):
@@ -89,6 +90,15 @@ class IngestConfig(_Strict):
                                  "take in this process; beyond it new values are refused and counted")
 
 
+def _scope_names_only(scopes: list[str] | None) -> list[str] | None:
+    """Scope names are checked against the registry when the API starts (cloud/api/auth.py);
+    here only their form. Reported by position, not value: a secret pasted here must not be echoed."""
+    bad = [i for i, s in enumerate(scopes or ()) if not re.fullmatch(r"[a-z][a-z0-9_]*:(read|write)", s)]
+    if bad:
+        raise ValueError(f"scopes {bad}: not a scope name like 'meters:read' (<domain>:read|write)")
+    return scopes
+
+
 class ApiToken(_Strict):
     name: str = Field(min_length=1, max_length=64)
     role: Literal["viewer", "admin"] = "viewer"
@@ -96,13 +106,7 @@ class ApiToken(_Strict):
     scopes: list[str] | None = Field(default=None, description="None: the role's default scopes; a list: exactly "
                                      "these (cloud/api/scopes.py; personal scopes such as vitals:read only so)")
 
-    @model_validator(mode="after")
-    def _scope_names(self) -> "ApiToken":
-        import re  # scope names are checked against the registry when the API starts (cloud/api/auth.py)
-        bad = [i for i, s in enumerate(self.scopes or ()) if not re.fullmatch(r"[a-z][a-z0-9_]*:(read|write)", s)]
-        if bad:  # by position, not value: a secret pasted here must not be echoed
-            raise ValueError(f"scopes {bad}: not a scope name like 'meters:read' (<domain>:read|write)")
-        return self
+    _scope_names = field_validator("scopes")(_scope_names_only)
 
 
 class ApiUser(_Strict):
@@ -113,13 +117,7 @@ class ApiUser(_Strict):
     scopes: list[str] | None = Field(default=None, description="None: the role's default scopes; a list: exactly "
                                      "these, also in the tokens issued to the user")
 
-    @model_validator(mode="after")
-    def _scope_names(self) -> "ApiUser":
-        import re
-        bad = [i for i, s in enumerate(self.scopes or ()) if not re.fullmatch(r"[a-z][a-z0-9_]*:(read|write)", s)]
-        if bad:  # by position, not value: a secret pasted here must not be echoed
-            raise ValueError(f"scopes {bad}: not a scope name like 'meters:read' (<domain>:read|write)")
-        return self
+    _scope_names = field_validator("scopes")(_scope_names_only)
 
 
 class ApiAuthConfig(_Strict):

@@ -68,6 +68,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _rollover_needs_counter(rollover: float | None, info: ValidationInfo) -> float | None:
+    if rollover is not None and not info.data.get("counter"):
+        raise ValueError("'rollover' is only for a counter: add 'counter: true' or remove it")
+    return rollover
+
+
 class RegisterDefaults(_Strict):
     function: RegisterFunction = RegisterFunction.HOLDING
     byte_order: Order = Order.BIG
@@ -134,12 +140,7 @@ class Register(_Strict):
             raise ValueError(f"a counter must be a numeric type (type is {info.data.get('type')})")
         return counter
 
-    @field_validator("rollover")
-    @classmethod
-    def _rollover_of_a_counter(cls, rollover: float | None, info: ValidationInfo) -> float | None:
-        if rollover is not None and not info.data.get("counter"):
-            raise ValueError("'rollover' is only for a counter: add 'counter: true' or remove it")
-        return rollover
+    _rollover_of_a_counter = field_validator("rollover")(_rollover_needs_counter)
 
     @model_validator(mode="after")
     def _shape(self) -> "Register":
@@ -196,7 +197,7 @@ class ModbusProfile(_Strict):
         if isinstance(defaults, RegisterDefaults):
             defaults = {"function": defaults.function}
         function = defaults.get("function", RegisterFunction.HOLDING) if isinstance(defaults, dict) else None
-        if function not in {f.value for f in RegisterFunction}:
+        if not isinstance(function, str) or function not in {f.value for f in RegisterFunction}:
             return data         # a bad default is reported at defaults.function
         registers = [{**r, "function": function} if isinstance(r, dict) and r.get("function") is None else r
                      for r in data["registers"]]
@@ -234,12 +235,7 @@ class OpcuaNode(_Strict):
     counter: bool = Field(default=False, description="cumulative (energy): consumption is the difference of readings")
     rollover: float | None = Field(default=None, gt=0, description="engineering value after which the counter wraps to 0")
 
-    @field_validator("rollover")
-    @classmethod
-    def _rollover_of_a_counter(cls, rollover: float | None, info: ValidationInfo) -> float | None:
-        if rollover is not None and not info.data.get("counter"):
-            raise ValueError("'rollover' is only for a counter: add 'counter: true' or remove it")
-        return rollover
+    _rollover_of_a_counter = field_validator("rollover")(_rollover_needs_counter)
 
     def metric_info(self) -> MetricInfo:
         return MetricInfo(metric=self.metric, unit=self.unit, counter=self.counter, rollover=self.rollover)

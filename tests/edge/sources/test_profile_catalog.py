@@ -158,3 +158,12 @@ async def test_the_sunspec_source_describes_what_a_device_reports_after_discover
     # acc32 in Wh x 10^TotWh_SF (the simulator uses 1), reported in kWh: wraps after 2**32 raw steps
     assert energy.rollover == pytest.approx(2 ** 32 * 10.0 ** (1 - 3))
     assert not by_name["manufacturer"].counter and not any(m.writable for m in metrics)
+
+
+def test_a_default_function_that_is_not_a_name_is_an_error_naming_the_key_not_a_crash():
+    """Found by the profile fuzz test: `defaults: {function: []}` raised TypeError (unhashable list)."""
+    from device_profiles.schema import parse_profile
+    data = {"id": "acme-pm1", "protocol": "modbus", "vendor": "Acme", "model": "PM1", "source": "manual",
+            "defaults": {"function": []}, "registers": [{"metric": "power", "address": 0, "type": "float32"}]}
+    with pytest.raises(ProfileError, match=r"profiles/acme-pm1.yaml: defaults.function"):
+        parse_profile(data, "profiles/acme-pm1.yaml")
