@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -69,7 +70,9 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
                     await _call(status.stop)
             await app.state.reader.aclose()
 
-    app = FastAPI(title="hinode cloud API", version="1", lifespan=lifespan,
+    # Swagger UI and ReDoc from assets served by the API itself: a site network without internet
+    # showed a blank /docs when they came from a CDN.
+    app = FastAPIOffline(title="hinode cloud API", version="1", lifespan=lifespan,
                   description="Live device data from InfluxDB and agent status from MQTT.")
     app.state.config = config
     app.state.reader = AsyncInfluxClient(config.influx)

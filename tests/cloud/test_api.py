@@ -296,3 +296,15 @@ def test_latest_of_one_device_carries_the_units_of_its_catalog(stack):
     client, _ = stack
     body = get(client, "/api/devices/plant-a/m1/latest")
     assert body["units"]["voltage_l1"] == "V" and body["values"]["voltage_l1"] == 229.25
+
+
+def test_api_docs_work_without_internet(stack):
+    """/docs loaded Swagger UI from a CDN, so it was blank on a site network without internet."""
+    client, _ = stack
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = client.get(page)
+        assert html.status_code == 200 and f"/static-offline-docs/{asset}" in html.text
+        assert "cdn." not in html.text and "https://" not in html.text.replace("https://fonts", "")
+        script = client.get(f"/static-offline-docs/{asset}")
+        assert script.status_code == 200 and len(script.content) > 100_000
+    assert client.get("/static-offline-docs/swagger-ui.css").status_code == 200

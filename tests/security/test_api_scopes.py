@@ -31,7 +31,7 @@ VIEWER_PASSWORD = "viewer's own long password"
 
 # A personal scope of this test only, and a tiny router exercising it and the built-in vitals:read.
 TEST_PERSONAL = register_scope("scopetest_diary:read", "a test's personal data", personal=True, roles=())
-PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static-offline-docs",
                 "/token", "/login", "/logout", "/", "/board"}
 
 
