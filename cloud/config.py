@@ -120,6 +120,14 @@ class ApiUser(_Strict):
     _scope_names = field_validator("scopes")(_scope_names_only)
 
 
+class LoginLimitConfig(_Strict):
+    """Failed sign-ins (/token, /login) allowed per user name and per client address (cloud/api/login_limits.py)."""
+    max_failures_per_user: int = Field(default=5, ge=1)
+    max_failures_per_address: int = Field(default=20, ge=1)
+    window_s: float = Field(default=300.0, gt=0)
+    max_keys: int = Field(default=10_000, ge=100, description="user names and addresses tracked at most")
+
+
 class ApiAuthConfig(_Strict):
     """API authentication (cloud/api/auth.py). ``enabled``: true, false, or unset = on when any
     token or user is configured; unset with none configured is allowed only on a loopback host."""
@@ -128,6 +136,7 @@ class ApiAuthConfig(_Strict):
     users: list[ApiUser] = Field(default_factory=list)
     secret_file: Path | None = Field(default=None, description="HMAC key for issued tokens (else env HINODE_API_SECRET)")
     token_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    login: LoginLimitConfig = Field(default_factory=LoginLimitConfig)
 
 
 class ApiConfig(_Strict):

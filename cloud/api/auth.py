@@ -17,8 +17,10 @@ redirects to /login without a session). Nothing here logs, returns or counts a s
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import math
 import os
 import secrets
 import threading
@@ -31,6 +33,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from cloud.api.scopes import Scope, all_scopes, get_scope, scopes_for_role
+from cloud.api.login_limits import LoginLimiter
 from cloud.config import ApiAuthConfig, ApiConfig, CloudConfigError
 from hinode.security import api_secrets
 
@@ -256,7 +259,7 @@ class Authenticator:
             counts = dict(self.counts)
         lines = ["# HELP hinode_api_auth_total Authentication decisions, by result",
                  "# TYPE hinode_api_auth_total counter"]
-        for result in ("ok", "missing", "invalid", "expired", "forbidden", "login_ok", "login_failed"):
+        for result in ("ok", "missing", "invalid", "expired", "forbidden", "login_ok", "login_failed", "login_limited"):
             lines.append(f'hinode_api_auth_total{{result="{result}"}} {counts.get(result, 0)}')
         lines.append(f"hinode_api_auth_enabled {1 if self.enabled else 0}")
         return "\n".join(lines) + "\n"
@@ -285,16 +288,40 @@ input{{width:100%;padding:.3rem}}.err{{color:#b00}}</style></head><body><h1>hino
 def install(app: FastAPI, auth: Authenticator) -> None:
     """/token (OAuth2 password flow), /login and /logout for the board."""
 
+    limiter = LoginLimiter(auth.config.login)
+
+    async def sign_in(username: str, password: str, address: str) -> tuple[Principal | None, float | None]:
+        """(principal, None), (None, None) for wrong credentials, or (None, retry-after s) when limited.
+        scrypt takes ~50 ms of CPU: it runs in a worker thread, never on the event loop."""
+        wait = limiter.retry_after(username, address)
+        if wait is not None:
+            auth._count("login_limited")
+            log.warning("sign-in from %s refused: too many failed attempts for this user name or address", address)
+            return None, wait
+        principal = await asyncio.to_thread(auth.check_password, username, password)
+        if principal is None:
+            limiter.failed(username, address)
+        else:
+            limiter.succeeded(username)
+        return principal, None
+
+    def too_many(wait: float) -> dict:
+        return {"Retry-After": str(max(1, math.ceil(wait))), "Cache-Control": "no-store"}
+
     @app.post("/token", tags=["auth"], summary="OAuth2 password flow: form username+password -> bearer token")
     async def token(request: Request) -> JSONResponse:
         form = await _form(request)
         if form.get("grant_type", "password") != "password":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-        principal = auth.check_password(form.get("username", ""), form.get("password", ""))
+        address = request.client.host if request.client else "?"
+        principal, wait = await sign_in(form.get("username", ""), form.get("password", ""), address)
+        if wait is not None:
+            return JSONResponse({"error": "too_many_attempts", "detail": f"too many failed sign-ins for this user "
+                                 f"name or address; try again in {math.ceil(wait)} s"}, status_code=429,
+                                headers=too_many(wait))
         if principal is None:
             auth._count("login_failed")
-            log.warning("token request refused from %s: wrong username or password",
-                        request.client.host if request.client else "?")
+            log.warning("token request refused from %s: wrong username or password", address)
             return JSONResponse({"error": "invalid_grant", "detail": "wrong username or password"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
         auth._count("login_ok")
@@ -310,11 +337,22 @@ def install(app: FastAPI, auth: Authenticator) -> None:
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
         form = await _form(request)
-        principal = None
+        principal, wait = None, None
+        address = request.client.host if request.client else "?"
         if form.get("token"):
-            principal = auth._static_token(form["token"].strip())
+            wait = limiter.retry_after("", address)
+            if wait is None:
+                principal = auth._static_token(form["token"].strip())
+                if principal is None:
+                    limiter.failed("", address)
+            else:
+                auth._count("login_limited")
         elif form.get("username"):
-            principal = auth.check_password(form["username"], form.get("password", ""))
+            principal, wait = await sign_in(form["username"], form.get("password", ""), address)
+        if wait is not None:
+            page = _LOGIN_PAGE.format(error=f'<p class="err">Too many failed sign-ins; try again in '
+                                            f'{math.ceil(wait)} s.</p>')
+            return HTMLResponse(page, status_code=429, headers=too_many(wait))
         if principal is None:
             auth._count("login_failed")
             log.warning("board login refused from %s", request.client.host if request.client else "?")
