@@ -34,6 +34,10 @@ TOPIC_ROOT = f"hinode/v{SCHEMA_VERSION}"
 DEAD_LETTER_ROOT = f"{TOPIC_ROOT}/_deadletter"
 # Ingest refuses payloads above this size before parsing them.
 MAX_PAYLOAD_BYTES = 256 * 1024
+# The largest MQTT packet anything of ours sends or takes (broker ``max_packet_size``, the
+# ingest's CONNECT Maximum Packet Size): above MAX_PAYLOAD_BYTES, so an oversized payload still
+# reaches the ingest and is dead-lettered with its reason instead of vanishing at the broker.
+MAX_PACKET_BYTES = 1_049_600
 # 9999-12-31T23:59:59.999Z: beyond it no datetime (or InfluxDB timestamp) can hold the reading.
 MAX_TS_MS = 253_402_300_799_999
 # Site, agent and device ids become topic levels and InfluxDB tag values.

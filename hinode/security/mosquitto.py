@@ -97,6 +97,8 @@ def broker_config(*, port: int, bind: str, cafile: str, certfile: str, keyfile: 
         f"password_file {password_file_path}",
         f"acl_file {acl_file_path}",
         "set_tcp_nodelay true",
+        # A client sending a larger packet is disconnected; the ingest announces the same limit.
+        f"max_packet_size {contract.MAX_PACKET_BYTES}",
         f"listener {port} {bind}",
         "protocol mqtt",
         f"cafile {cafile}",

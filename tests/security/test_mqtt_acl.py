@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import stat
+import time
 
 import pytest
 
@@ -182,3 +183,51 @@ def test_certificate_identity_as_username(bundle, tmp_path):
         for client in clients:
             client.close()
         broker.stop()
+
+
+def test_the_broker_refuses_packets_above_the_contracts_limit_and_passes_an_oversized_payload_to_the_ingest(
+        bundle, secure_broker):
+    """The generated production config sets max_packet_size; an oversized payload below it still reaches
+    the ingest (which dead-letters it with a reason) instead of vanishing."""
+    assert f"max_packet_size {contract.MAX_PACKET_BYTES}" in (bundle.broker_dir / "mosquitto-tls.conf").read_text()
+    ingest = connected(bundle, secure_broker, bundle.inventory.cloud.ingest_username)
+    edge01 = connected(bundle, secure_broker, "edge-01@plant-1")
+    try:
+        ingest.subscribe(contract.shared(bundle.inventory.cloud.share_group, contract.TELEMETRY_FILTER))
+        oversized = b"x" * (contract.MAX_PAYLOAD_BYTES + 1)
+        assert edge01.publish(contract.telemetry_topic("plant-1", "edge-01"), oversized) == "Success"
+        edge01.client.publish(contract.telemetry_topic("plant-1", "edge-01"), b"y" * (contract.MAX_PACKET_BYTES + 1),
+                              qos=1)
+        deadline = time.monotonic() + 5
+        while edge01.client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not edge01.client.is_connected()          # the broker dropped the client that sent too much
+        assert [len(payload) for _, payload in ingest.received()] == [len(oversized)]
+    finally:
+        ingest.close()
+        edge01.close()
+
+
+def test_the_ingest_announces_the_packet_limit_in_connect():
+    import socket
+    import struct
+    from cloud.ingest.link import LinkHandlers, LinkSettings, MqttLink
+    server = socket.create_server(("127.0.0.1", 0))
+    settings = LinkSettings(host="127.0.0.1", port=server.getsockname()[1], client_id="ingest-probe", keepalive_s=30,
+                            session_expiry_s=60, receive_maximum=100)
+    link = MqttLink(settings, LinkHandlers(on_connect=lambda *a: None, on_disconnect=lambda *a: None,
+                                           on_subscribe=lambda *a: None, on_messages=lambda *a: None,
+                                           can_receive=lambda: True))
+    link.start()
+    try:
+        server.settimeout(10)
+        conn, _ = server.accept()
+        conn.settimeout(10)
+        connect = b""
+        while b"ingest-probe" not in connect:
+            connect += conn.recv(4096)
+        assert b"\x27" + struct.pack(">I", contract.MAX_PACKET_BYTES) in connect
+        conn.close()
+    finally:
+        link.stop()
+        server.close()
