@@ -4,6 +4,7 @@ or check a config file.
     python -m cloud serve [--config cloud.yaml] [--host H] [--port P] [--mqtt-host H] [--mqtt-port P]
                           [--influx-url URL] [--database DB] [--no-ingest] [--no-auth]
     python -m cloud ingest [--config cloud.yaml] [--mqtt-host H] [--mqtt-port P] [--influx-url URL] [--database DB]
+                           (/metrics and /healthz on ingest.metrics_listen, default 127.0.0.1:9109)
     python -m cloud check-config FILE
 """
 
@@ -113,7 +114,12 @@ def serve(config: CloudConfig, with_ingest: bool) -> int:
         from cloud.ingest import IngestService
         ingest = IngestService(config)
     status = StatusTracker(config.mqtt)
-    app = create_app(config, ingest=ingest, status=status, manage_services=True)
+    dead_letters = None
+    if config.api.dead_letters.enabled:
+        from cloud.dead_letters import DeadLetterCollector, DeadLetterStore
+        store = DeadLetterStore(config.api.dead_letters.resolved_path(), config.api.dead_letters.keep_per_reason)
+        dead_letters = DeadLetterCollector(config.mqtt, config.api.dead_letters, store)
+    app = create_app(config, ingest=ingest, status=status, dead_letters=dead_letters, manage_services=True)
     log.info("serving on http://%s:%s (broker %s:%s, InfluxDB %s db %s, ingest %s)",
              config.api.host, config.api.port, config.mqtt.host, config.mqtt.port,
              redact_url(config.influx.url), config.influx.database, "in-process" if ingest else "off")
@@ -137,6 +143,9 @@ def run_ingest_only(config: CloudConfig) -> int:
         _run_maybe_async(run_ingest(config))
     except (KeyboardInterrupt, StopRequested):
         pass
+    except CloudConfigError as exc:  # e.g. ingest.metrics_listen taken by another ingest process
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from hinode.metrics import parse_listen
+
 
 class CloudConfigError(ValueError):
     pass
@@ -71,6 +73,13 @@ class InfluxConfig(_Strict):
     personal: PersonalDataConfig = Field(default_factory=PersonalDataConfig)
 
 
+def _retry_ordered(model):
+    """retry_max_s below retry_initial_s is a typo, refused at load (hinode.backoff needs max >= initial)."""
+    if model.retry_max_s < model.retry_initial_s:
+        raise ValueError(f"retry_max_s ({model.retry_max_s}) must be at least retry_initial_s ({model.retry_initial_s})")
+    return model
+
+
 class IngestConfig(_Strict):
     enabled: bool = True
     batch_max_messages: int = Field(default=500, ge=1)
@@ -88,6 +97,18 @@ class IngestConfig(_Strict):
                               "dead-lettered as clock_skew")
     meta_max_values: int = Field(default=10_000, ge=1, description="distinct values one meta tag key of one kind may "
                                  "take in this process; beyond it new values are refused and counted")
+    metrics_listen: str | None = Field(default="127.0.0.1:9109", description="host:port where `python -m cloud "
+                                       "ingest` serves /metrics and /healthz (each ingest process its own port; "
+                                       "0 = any free port); null disables. `cloud serve` uses its API /metrics")
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _hostport(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
+        return value
+
+    _check_retry_order = model_validator(mode="after")(_retry_ordered)
 
 
 def _scope_names_only(scopes: list[str] | None) -> list[str] | None:
@@ -139,12 +160,29 @@ class ApiAuthConfig(_Strict):
     login: LoginLimitConfig = Field(default_factory=LoginLimitConfig)
 
 
+class DeadLetterConfig(_Strict):
+    """What the API keeps of the ingest's dead letters (cloud/dead_letters.py)."""
+    enabled: bool = True
+    path: Path | None = Field(default=None, description="SQLite file; default $HINODE_STATE_DIR/dead-letters.db, "
+                              "HINODE_STATE_DIR defaulting to ~/.local/state/hinode")
+    keep_per_reason: int = Field(default=100, ge=1, le=100_000)
+    client_id: str = Field(default="hinode-api-dead-letters", description="stable: the broker keeps letters sent "
+                           "while the API restarts; give each API process its own")
+    session_expiry_s: int = Field(default=7 * 86400, ge=0)
+
+    def resolved_path(self) -> Path:
+        import os
+        state_dir = os.environ.get("HINODE_STATE_DIR") or Path.home() / ".local" / "state" / "hinode"
+        return self.path or Path(state_dir) / "dead-letters.db"
+
+
 class ApiConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     completeness_window_s: int = Field(default=3600, ge=10)
     offline_after_s: int = Field(default=30, ge=1, description="a device with no data for this long shows offline")
     auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
+    dead_letters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
 
     @model_validator(mode="after")
     def _auth_explicit_off_the_loopback(self) -> "ApiConfig":
@@ -177,6 +215,8 @@ class SchedulerConfig(_Strict):
     max_attempts: int = Field(default=5, ge=1, description="a slot failing this often for a reason other than "
                               "InfluxDB being unavailable is skipped, so newer slots can run")
     poll_max_s: float = Field(default=60.0, gt=0, description="longest sleep between checks for due slots")
+
+    _check_retry_order = model_validator(mode="after")(_retry_ordered)
 
 
 class CloudConfig(_Strict):

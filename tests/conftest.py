@@ -25,3 +25,11 @@ def influx(tmp_path):
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory):
+    """Cloud processes started by tests keep their state (dead letters) here, not in the user's home."""
+    import os
+    os.environ["HINODE_STATE_DIR"] = str(tmp_path_factory.mktemp("hinode-state"))
+    yield

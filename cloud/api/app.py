@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from cloud.api.auth import Authenticator, board_allowed, install as install_auth
 from cloud.api.metrics import ApiMetrics, MetricsMiddleware
 from cloud.api.params import InvalidParameter
-from cloud.api import commands
+from cloud.api import commands, operations
 from cloud.api.routes import router
 from cloud.completeness import CompletenessService
 from cloud.config import CloudConfig
@@ -39,7 +39,7 @@ async def _call(method) -> None:
             await result
 
 
-def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services: bool = False,
+def create_app(config: CloudConfig, ingest=None, status=None, *, dead_letters=None, manage_services: bool = False,
                completeness_cache_s: float = 3.0, domain_packages: tuple[str, ...] = DEFAULT_PACKAGES) -> FastAPI:
     """Build the app.
 
@@ -55,6 +55,8 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
         if manage_services:
             if status is not None:
                 await _call(status.start)
+            if dead_letters is not None:
+                await _call(dead_letters.start)
             if ingest is not None:
                 await _call(ingest.start)
             if config.scheduler.enabled:
@@ -68,6 +70,8 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
                     await _call(ingest.stop)
                 if status is not None:
                     await _call(status.stop)
+                if dead_letters is not None:
+                    await _call(dead_letters.stop)
             await app.state.reader.aclose()
 
     # Swagger UI and ReDoc from assets served by the API itself: a site network without internet
@@ -78,6 +82,7 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
     app.state.reader = AsyncInfluxClient(config.influx)
     app.state.completeness = CompletenessService(app.state.reader, cache_s=completeness_cache_s)
     app.state.status = status
+    app.state.dead_letters = dead_letters       # a DeadLetterCollector, or None
     app.state.ingest = ingest
     app.state.metrics = ApiMetrics()
     domains = discover(domain_packages)
@@ -85,6 +90,7 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, manage_services
     app.state.auth = auth = Authenticator(config.api)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(router, dependencies=[Depends(auth.require_scope("meters:read"))])
+    app.include_router(operations.router, dependencies=[Depends(auth.require_scope("ops:read"))])
     app.include_router(commands.write_router, dependencies=[Depends(auth.require_scope("commands:write"))])
     app.include_router(commands.read_router, dependencies=[Depends(auth.require_scope("commands:read"))])
     app.state.scheduler = Scheduler(app.state.reader, config.scheduler, create_database=config.influx.create_database)

@@ -58,6 +58,7 @@ def acl_text(inventory: Inventory) -> str:
         # prefix), so the read lines name the filters themselves.
         *(f"topic read {topic_filter}" for topic_filter in contract.INGEST_FILTERS),
         f"topic read {contract.STATUS_FILTER}",
+        f"topic read {contract.DEAD_LETTER_FILTER}",
         f"topic write {contract.DEAD_LETTER_FILTER}",
         f"topic write {contract.INGEST_HEARTBEAT_TOPIC}",
         f"topic write {ANY_AGENT_COMMANDS}",
@@ -66,6 +67,7 @@ def acl_text(inventory: Inventory) -> str:
         "# Only these two cloud identities may send cloud -> edge commands.",
         f"user {cloud.api_username}",
         f"topic read {contract.STATUS_FILTER}",
+        f"topic read {contract.DEAD_LETTER_FILTER}",
         f"topic write {ANY_AGENT_COMMANDS}",
         "",
     ]
