@@ -221,6 +221,22 @@ function removeGone(devices) {
   }
 }
 
+// Dead letters per reason, for those allowed to see them (scope ops:read); hidden for everyone else.
+function renderOps(deadLetters) {
+  const box = $("[data-role=ops]");
+  if (!deadLetters) { box.hidden = true; return; }
+  const list = $("[data-role=dead-letters]");
+  list.replaceChildren();
+  const reasons = Object.entries(deadLetters.totals).sort(([, a], [, b]) => b.total - a.total);
+  if (reasons.length === 0) list.append(el("li", { "data-reason": "none" }, "none"));
+  for (const [reason, info] of reasons) {
+    const item = el("li", { "data-reason": reason, title: `last ${new Date(info.last_ts).toLocaleString()}` });
+    item.append(el("span", { class: "reason" }, reason), el("span", { class: "count" }, String(info.total)));
+    list.append(item);
+  }
+  box.hidden = false;
+}
+
 function setConnection(kind, text) {
   const box = $("[data-role=connection]");
   box.dataset.state = kind;
@@ -233,11 +249,13 @@ async function refresh() {
   const started = performance.now();
   try {
     const wantSites = state.tick % SITES_EVERY === 0;
-    const [devices, latest, sites] = await Promise.all([
+    const [devices, latest, sites, deadLetters] = await Promise.all([
       getJSON("/api/devices"), getJSON("/api/latest"),
       wantSites ? getJSON("/api/sites").catch(() => null) : Promise.resolve(null),
+      wantSites ? getJSON("/api/dead-letters?limit=1").catch(() => null) : Promise.resolve(undefined),
     ]);
     if (sites) state.sites = sites;
+    if (deadLetters !== undefined) renderOps(deadLetters);
     state.windowS = devices.window_s;
     for (const item of latest.devices) {
       state.latest.set(`${item.site}/${item.device}`, item);

@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 import time
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.api import create_app
 from cloud.config import CloudConfig
+from cloud.dead_letters import DeadLetterCollector, DeadLetterStore
 from cloud.status import StatusTracker
 from hinode import contract
 from tests.cloud.test_api_kit import publish_retained, serve_app, wait_for, write_lines
@@ -61,15 +64,31 @@ def publish_status(port: int, devices: list[contract.DeviceState]) -> None:
 
 
 @pytest.fixture
-def board(broker, influx):
+def board(broker, influx, tmp_path):
     config = CloudConfig.model_validate({"mqtt": {"port": broker.port}, "influx": {"url": influx.url},
                                          "api": {"offline_after_s": 4}})
     tracker = StatusTracker(config.mqtt)
     tracker.start()
     assert tracker.wait_connected(10)
-    with serve_app(create_app(config, status=tracker, completeness_cache_s=1.0)) as url:
+    dead_letters = DeadLetterCollector(config.mqtt, config.api.dead_letters,
+                                       DeadLetterStore(tmp_path / "dead-letters.db", keep_per_reason=10))
+    dead_letters.start()
+    assert dead_letters.connected.wait(10)
+    with serve_app(create_app(config, status=tracker, dead_letters=dead_letters, completeness_cache_s=1.0)) as url:
         yield url, Plant(influx.url), tracker
+    dead_letters.stop()
     tracker.stop()
+
+
+def publish_dead_letter(port: int, reason: str) -> None:
+    letter = contract.DeadLetter(reason=f"{reason}: not JSON", topic=contract.telemetry_topic("hitachi-works", "edge-01"),
+                                 ts=int(time.time() * 1000), payload="garbage", payload_bytes=7)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fake-ingest-dl", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.publish(contract.dead_letter_topic(reason), contract.encode(letter), qos=1).wait_for_publish(5)
+    client.loop_stop()
+    client.disconnect()
 
 
 def raw_value(page, device: str, metric: str) -> str | None:
@@ -134,6 +153,11 @@ def test_board_shows_live_values_that_change_and_offline_devices(broker, influx,
             assert page.text_content("[data-stat=devices-online]") == "3 / 4"
             page.wait_for_function("document.querySelector('[data-stat=\"readings-per-s\"]').textContent !== '–'",
                                    timeout=8_000)
+            # The ops strip: dead letters per reason, as the ingest publishes them.
+            publish_dead_letter(broker.port, "malformed_json")
+            publish_dead_letter(broker.port, "malformed_json")
+            page.wait_for_selector('[data-role=ops]:not([hidden]) li[data-reason="malformed_json"] .count >> text=2',
+                                   timeout=10_000)
             page.screenshot(path="/tmp/board.png", full_page=True)
 
             # press-02 stops sending: after offline_after_s (4 s) the board shows it offline
