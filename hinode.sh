@@ -3,6 +3,7 @@
 #
 #   ./hinode.sh up   [--data-dir DIR] ...   run the platform with simulated factories
 #   ./hinode.sh test [pytest args]          run the whole test suite (what CI runs)
+#   ./hinode.sh bench NAME [args]           run one benchmark from bench/ (NAME without .py)
 #
 # Installs what is missing first: Debian's mosquitto and influxdb (and chromium for
 # the browser tests) via apt-get, and the locked Python dependencies into .venv.
@@ -61,10 +62,22 @@ case "$command" in
     test)
         ensure_debian_packages mosquitto:/usr/sbin/mosquitto influxdb:/usr/bin/influxd chromium:/usr/bin/chromium
         ensure_python --extra all
-        exec .venv/bin/python -m pytest "$@"
+        exec .venv/bin/python -m pytest --durations=15 "$@"
+        ;;
+    bench)
+        name=${1:-}
+        benches=$(cd bench && ls *.py | grep -v -e '^common.py$' -e '^edge_harness.py$' -e '^counter_meter.py$' | sed 's/\.py$//' | tr '\n' ' ')
+        if [ -z "$name" ] || [ ! -f "bench/$name.py" ]; then
+            say "usage: ./hinode.sh bench NAME [args]; NAME is one of: $benches(see bench/README.md)"; exit 2
+        fi
+        shift
+        # mosquitto_sub is the raw-subscriber reference of the ingest and drain benches.
+        ensure_debian_packages mosquitto:/usr/sbin/mosquitto influxdb:/usr/bin/influxd mosquitto-clients:/usr/bin/mosquitto_sub
+        ensure_python --extra all
+        exec .venv/bin/python "bench/$name.py" "$@"
         ;;
     *)
-        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

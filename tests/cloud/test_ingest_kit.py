@@ -13,6 +13,7 @@ from cloud.config import CloudConfig, InfluxConfig
 from cloud.influx import InfluxClient, InfluxQueryError
 from cloud.ingest import IngestService
 from hinode import contract
+from tests.support import waiting
 from hinode.contract import Reading, TelemetryEnvelope
 
 
@@ -38,13 +39,7 @@ def running_ingest(config: CloudConfig, stop_timeout: float = 5.0):
 
 
 def wait_until(predicate, timeout: float, message: str = "condition", interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+    return waiting.wait_until(predicate, message, timeout, interval)
 
 
 def now_ms() -> int:

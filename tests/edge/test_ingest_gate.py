@@ -9,6 +9,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hinode import contract
 from tests.support.agent_proc import AgentProcess, write_site_config
 from tests.support.collector import Collector
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,10 +21,8 @@ def test_agent_holds_telemetry_until_an_ingest_is_heard(tmp_path, broker):
     agent = AgentProcess(config).start()
     beats = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fake-ingest", protocol=mqtt.MQTTv5)
     try:
-        time.sleep(2)
-        metrics = agent.metrics()
-        assert metrics["hinode_agent_waiting_for_ingest"] == 1.0
-        assert metrics["hinode_agent_queue_envelopes"] >= 10
+        wait_until(lambda: (m := agent.metrics())["hinode_agent_waiting_for_ingest"] == 1.0
+                   and m["hinode_agent_queue_envelopes"] >= 10, "10 envelopes held in the outbox")
         assert collector.seqs["d1"] == []
         beats.connect("127.0.0.1", broker.port)
         beats.loop_start()

@@ -4,12 +4,12 @@ Every test ends with sequence accounting: for each device, the envelopes receive
 by a plain subscriber are exactly 1..N, where N is what the agent committed.
 """
 
-import time
 
 import pytest
 
 from tests.support.agent_proc import AgentProcess, write_site_config
 from tests.support.collector import Collector
+from tests.support.waiting import wait_until
 
 DEVICES = ["synth-01", "synth-02", "synth-03"]
 SYNTH = [{"type": "synthetic", "name": "synth", "interval_s": 0.05, "metrics": 5,
@@ -37,9 +37,8 @@ def test_broker_outage_loses_nothing_and_replays_backlog(tmp_path, broker):
     try:
         collector.wait_for(lambda c: all(len(c.seqs[d]) >= 10 for d in DEVICES), what="first envelopes")
         broker.stop()
-        time.sleep(3)                      # ~60 polls per device pile up on disk
-        backlog = agent.metrics()["hinode_agent_queue_envelopes"]
-        assert backlog >= 100, f"expected a backlog while the broker was down, got {backlog}"
+        wait_until(lambda: agent.metrics()["hinode_agent_queue_envelopes"] >= 100,
+                   "a backlog of 100 envelopes on disk while the broker is down")
         broker.start()
         collector.wait_for(lambda c: all(len(set(c.seqs[d])) >= 120 for d in DEVICES), what="replay")
         assert agent.stop() == 0
@@ -81,14 +80,11 @@ def test_full_outbox_drops_oldest_and_counts_it(tmp_path, broker):
     try:
         collector.wait_for(lambda c: all(len(c.seqs[d]) >= 5 for d in DEVICES), what="first envelopes")
         broker.stop()
-        time.sleep(4)                      # ~80 envelopes x 3 devices x ~600 B > 64 KiB
-        metrics = agent.metrics()
-        assert metrics["hinode_agent_dropped_envelopes_total"] > 0
+        metrics = wait_until(lambda: (m := agent.metrics())["hinode_agent_dropped_envelopes_total"] > 0 and m,
+                             "the outbox at its 64 KiB bound dropping the oldest envelopes")
         assert metrics["hinode_agent_queue_bytes"] <= 64 * 1024
         broker.start()
-        deadline = time.monotonic() + 30
-        while agent.metrics()["hinode_agent_queue_envelopes"] > 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: agent.metrics()["hinode_agent_queue_envelopes"] == 0, "the outbox drained")
         assert agent.stop() == 0
         committed = agent.committed_seqs()
         dropped_envelopes, dropped_readings = agent.dropped()

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from hinode import services
+from tests.support import waiting
 from tests.support.agent_proc import AgentProcess, write_site_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,18 +28,7 @@ AGENT = "edge-f1"
 
 
 def wait_until(predicate, what: str, timeout: float = 30.0, interval: float = 0.1, context=lambda: ""):
-    """The predicate's first truthy value, or AssertionError naming what and the last value seen."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except (OSError, KeyError, IndexError, ValueError, sqlite3.Error) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){context()}")
+    return waiting.wait_until(predicate, what, timeout, interval, context)
 
 
 class IngestProcess:
@@ -114,7 +104,8 @@ class FaultRig:
             "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "client_id": self.ingest_client_id,
                      "keepalive_s": 5},
             "influx": {"url": self.influx.url, "database": "hinode", "timeout_s": 2},
-            "ingest": {"batch_max_ms": 50, "retry_initial_s": 0.1, "retry_max_s": 0.5},
+            "ingest": {"batch_max_ms": 50, "retry_initial_s": 0.1, "retry_max_s": 0.5,
+                       "metrics_listen": "127.0.0.1:0"},    # any free port: several ingests may run at once
         }))
         self.ingest = self.new_ingest()
         return self
@@ -163,7 +154,11 @@ class FaultRig:
         return out
 
     def stored_total(self) -> int:
-        return sum(n for n, _, _ in self.stored().values())
+        # A just-restarted InfluxDB can answer a count with null: "nothing known yet", not zero.
+        counts = [n for n, _, _ in self.stored().values()]
+        if any(n is None for n in counts):
+            raise ValueError("InfluxDB answered a null count (still starting)")
+        return sum(counts)
 
 
 def account(rig: FaultRig, agent: AgentProcess) -> dict:

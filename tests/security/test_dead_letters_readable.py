@@ -5,7 +5,6 @@ dead letter, delivered it to nobody, and the refused payload was gone."""
 from __future__ import annotations
 
 import sys
-import time
 
 import httpx
 import pytest
@@ -18,20 +17,15 @@ from hinode.security import api_secrets
 from hinode.services import ManagedProcess, free_port
 from tests.security.conftest import make_bundle
 from tests.security.mqtt_kit import TlsClient
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 VIEWER_TOKEN, ADMIN_TOKEN = api_secrets.new_token(), api_secrets.new_token()
 
 
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
+def wait_for(predicate, what: str = "condition", timeout: float = 30.0):
+    return wait_until(predicate, what, timeout, interval=0.2)
 
 
 def test_the_cloud_keeps_dead_letters_and_lists_them_to_admins_only(tmp_path):
