@@ -66,7 +66,7 @@ def start_ingest(workdir: Path, name: str, broker, influx, *, database: str, sha
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": name, "share_group": share_group,
                  "session_expiry_s": 0},
         "influx": {"url": influx.url, "database": database},
-        "ingest": ingest,
+        "ingest": {"metrics_listen": None, **ingest},    # several ingests per run: no /metrics port each
     }
     path = Path(workdir) / f"{name}.json"   # JSON is valid YAML
     path.write_text(json.dumps(config))

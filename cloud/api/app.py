@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.staticfiles import StaticFiles
 
 from cloud.api.auth import Authenticator, board_allowed, install as install_auth
-from cloud.api.metrics import ApiMetrics, MetricsMiddleware
+from cloud.api.metrics import ApiMetrics, MetricsMiddleware, api_registry
 from cloud.api.params import InvalidParameter
 from cloud.api import commands, operations
 from cloud.api.routes import router
@@ -24,6 +24,7 @@ from cloud.domains import DEFAULT_PACKAGES, discover, install_domains, register_
 from cloud.influx import (AsyncInfluxClient, InfluxAuthError, InfluxError, InfluxQueryError, InfluxRejected,
                           InfluxUnavailable)
 from cloud.scheduler import Scheduler
+from hinode.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, render as render_metrics
 
 log = logging.getLogger(__name__)
 BOARD_DIR = Path(__file__).resolve().parent.parent / "board"
@@ -155,42 +156,9 @@ def _add_operational_routes(app: FastAPI) -> None:
         body = {"status": "not ready" if not_ready else "ready", "not_ready": not_ready, "checks": checks}
         return JSONResponse(body, status_code=503 if not_ready else 200)
 
+    registry = api_registry(app.state)   # this app's own prometheus_client registry (cloud/api/metrics.py)
+
     @app.get("/metrics", tags=["operations"], summary="Prometheus text: API, status and in-process ingest counters",
              response_class=PlainTextResponse, dependencies=[Depends(app.state.auth.require_scope("ops:read"))])
-    async def metrics(request: Request) -> PlainTextResponse:
-        state = request.app.state
-        parts = [state.metrics.prometheus_text(), _reader_text(state.reader, state.completeness),
-                 state.auth.prometheus_text()]
-        if state.status is not None:
-            parts.append(state.status.prometheus_text())
-        if state.scheduler.jobs:
-            parts.append(state.scheduler.prometheus_text())
-        if state.ingest is not None:
-            try:
-                parts.append(state.ingest.prometheus_text())
-            except Exception:  # the API's own metrics must still be served
-                log.exception("ingest.prometheus_text() failed")
-        text = "".join(p if p.endswith("\n") else p + "\n" for p in parts if p)
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-def _reader_text(reader: AsyncInfluxClient, completeness: CompletenessService) -> str:
-    stats = reader.stats
-    return "".join([
-        "# HELP hinode_api_influx_queries_total InfluxQL requests sent by the API\n",
-        "# TYPE hinode_api_influx_queries_total counter\n",
-        f"hinode_api_influx_queries_total {stats.queries_total}\n",
-        "# HELP hinode_api_influx_errors_total InfluxQL requests InfluxDB refused\n",
-        "# TYPE hinode_api_influx_errors_total counter\n",
-        f"hinode_api_influx_errors_total {stats.errors_total}\n",
-        "# HELP hinode_api_influx_unavailable_total InfluxQL requests that found InfluxDB unreachable\n",
-        "# TYPE hinode_api_influx_unavailable_total counter\n",
-        f"hinode_api_influx_unavailable_total {stats.unavailable_total}\n",
-        "# HELP hinode_api_influx_query_seconds_total Time spent waiting for InfluxDB\n",
-        "# TYPE hinode_api_influx_query_seconds_total counter\n",
-        f"hinode_api_influx_query_seconds_total {stats.seconds_total:.6f}\n",
-        "# HELP hinode_api_completeness_cache_total Completeness lookups, by cache result\n",
-        "# TYPE hinode_api_completeness_cache_total counter\n",
-        f'hinode_api_completeness_cache_total{{result="hit"}} {completeness.cache_hits}\n',
-        f'hinode_api_completeness_cache_total{{result="miss"}} {completeness.cache_misses}\n',
-    ])
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(render_metrics(registry), media_type=METRICS_CONTENT_TYPE)

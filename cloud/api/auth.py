@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from cloud.api.scopes import Scope, all_scopes, get_scope, scopes_for_role
 from cloud.api.login_limits import LoginLimiter
 from cloud.config import ApiAuthConfig, ApiConfig, CloudConfigError
+from hinode.metrics import gauge, labelled_counter
 from hinode.security import api_secrets
 
 log = logging.getLogger(__name__)
@@ -254,15 +255,14 @@ class Authenticator:
 
         return dependency
 
-    def prometheus_text(self) -> str:
+    def metric_families(self):
+        """Prometheus families for the API's /metrics registry (cloud/api/metrics.py)."""
         with self._lock:
             counts = dict(self.counts)
-        lines = ["# HELP hinode_api_auth_total Authentication decisions, by result",
-                 "# TYPE hinode_api_auth_total counter"]
-        for result in ("ok", "missing", "invalid", "expired", "forbidden", "login_ok", "login_failed", "login_limited"):
-            lines.append(f'hinode_api_auth_total{{result="{result}"}} {counts.get(result, 0)}')
-        lines.append(f"hinode_api_auth_enabled {1 if self.enabled else 0}")
-        return "\n".join(lines) + "\n"
+        results = ("ok", "missing", "invalid", "expired", "forbidden", "login_ok", "login_failed", "login_limited")
+        yield labelled_counter("hinode_api_auth_total", "Authentication decisions, by result", ("result",),
+                               (((result,), counts.get(result, 0)) for result in results))
+        yield gauge("hinode_api_auth_enabled", "1 while API authentication is on (api.auth)", int(self.enabled))
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -7,8 +7,9 @@ Public API::
         .wait_ready(timeout) -> bool     # connected and subscribed
         .stop(timeout: float = 10.0)     # stop taking messages, store+ack what was received, disconnect
         .stats() -> dict                 # counters, see IngestService.stats
+        .metrics_registry                # its prometheus_client registry (cloud/ingest/metrics.py)
         .prometheus_text() -> str        # hinode_ingest_* metrics, text format 0.0.4
-    run_ingest(config: CloudConfig) -> None   # blocking until SIGINT/SIGTERM
+    run_ingest(config: CloudConfig) -> None   # blocking until SIGINT/SIGTERM; /metrics on ingest.metrics_listen
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import signal
 import sys
 import threading
 
-from cloud.config import CloudConfig
+from cloud.config import CloudConfig, CloudConfigError
 from cloud.influx import redact_url
 from cloud.ingest.service import IngestService
+from hinode.metrics import MetricsHTTPServer
 
-__all__ = ["IngestService", "run_ingest"]
+__all__ = ["IngestService", "run_ingest", "serve_metrics"]
 
 log = logging.getLogger("cloud.ingest")
 
@@ -33,10 +35,13 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
 
     Must be called from the main thread (signal handlers). Messages that could not be
     stored before the stop timeout stay unacknowledged and are redelivered on restart.
+    Serves /metrics and /healthz on ``ingest.metrics_listen`` unless it is null; a taken
+    address is a CloudConfigError (each ingest process needs its own port).
     """
+    service = IngestService(config)
+    metrics = serve_metrics(config, service)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    service = IngestService(config)
     # `kill -USR1 <pid>` writes every thread's stack to stderr: how to see where a stuck ingest waits.
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     try:
@@ -49,9 +54,29 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
         log.info("stopping ingest")
     finally:
         service.stop(stop_timeout_s)
+        if metrics is not None:
+            metrics.stop()
         faulthandler.unregister(signal.SIGUSR1)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stats = service.stats()
         log.info("ingest stopped: received %d, stored %d envelopes, dead-lettered %d",
                  stats["received"], stats["written_envelopes"], stats["dead_letter_total"])
+
+
+def serve_metrics(config: CloudConfig, service: IngestService) -> MetricsHTTPServer | None:
+    """Start this ingest's /metrics + /healthz server on ``ingest.metrics_listen`` (None when null)."""
+    listen = config.ingest.metrics_listen
+    if not listen:
+        return None
+
+    def health() -> dict:
+        stats = service.stats()
+        return {"status": "ok", "mqtt_subscribed": stats["mqtt_subscribed"],
+                "influx_available": stats["influx_available"]}
+
+    try:
+        return MetricsHTTPServer(listen, service.metrics_registry, health).start()
+    except OSError as exc:
+        raise CloudConfigError(f"ingest.metrics_listen {listen}: cannot listen ({exc.strerror or exc}); every ingest "
+                               f"process needs its own port (set another, 0 for any free one, or null)") from None

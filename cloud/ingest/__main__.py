@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     except CloudConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    run_ingest(config)
+    try:
+        run_ingest(config)
+    except CloudConfigError as exc:   # e.g. ingest.metrics_listen taken by another ingest process
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -24,7 +24,9 @@ from cloud.config import CloudConfig
 from cloud.influx import InfluxClient
 from cloud.ingest.link import LinkHandlers, LinkSettings, MqttLink, PublishHandle
 from cloud.ingest.mqtt_codec import reason_text
-from cloud.ingest.stats import IngestCounters, RateLimitedLog, SeqTracker, render_prometheus
+from cloud.ingest.metrics import ingest_registry
+from cloud.ingest.stats import IngestCounters, RateLimitedLog, SeqTracker
+from hinode.metrics import render
 from cloud.ingest.writer import Abandoned, BatchOutcome, BatchWriter, Inbound, Refused
 from hinode import contract
 
@@ -100,6 +102,7 @@ class IngestService:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.link = self._make_link()
+        self.metrics_registry = ingest_registry(self)   # served by run_ingest on ingest.metrics_listen
 
     # ------------------------------------------------------------ MQTT wiring
 
@@ -349,6 +352,7 @@ class IngestService:
             "queue_depth": self._queue.qsize(),
             "duplicates": self.seq.duplicates,
             "gaps": self.seq.gaps,
+            "seq_skipped": self.seq.skipped,
             "out_of_order": self.seq.out_of_order,
             "seq_resets": self.seq.resets,
             "mqtt_connected": self.link.connected,
@@ -360,4 +364,5 @@ class IngestService:
         }
 
     def prometheus_text(self) -> str:
-        return render_prometheus(self.stats())
+        """This ingest's /metrics text (cloud/ingest/metrics.py), rendered by prometheus_client."""
+        return render(self.metrics_registry).decode()

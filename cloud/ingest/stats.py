@@ -1,4 +1,4 @@
-"""Ingest counters, per-device sequence tracking, Prometheus rendering, rate-limited logs."""
+"""Ingest counters, per-device sequence tracking, rate-limited logs (``/metrics``: cloud/ingest/metrics.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
-PROMETHEUS_PREFIX = "hinode_ingest_"
-
+from hinode.metrics import LAG_BUCKETS_S, REQUEST_BUCKETS_S, Buckets
 
 @dataclass(slots=True)
 class _DeviceSeq:
@@ -22,7 +21,9 @@ class _DeviceSeq:
 class SeqTracker:
     """Highest seq, duplicates and gaps per (site, device), within a bounded window.
 
-    ``gaps`` counts seqs skipped and not (yet) filled by a late arrival; ``duplicates``
+    ``gaps`` counts seqs skipped and not (yet) filled by a late arrival, so it falls when a late
+    envelope fills one (a level, exposed as the gauge ``hinode_ingest_seq_gaps``); ``skipped``
+    only rises (every seq jumped over when a higher one arrived); ``duplicates``
     counts seqs seen again within the last ``window`` seqs. A seq far below the window
     means the device restarted its counter: tracking starts again from it (``resets``).
     With a shared subscription each ingest process sees only part of a device's stream,
@@ -35,6 +36,7 @@ class SeqTracker:
         self._devices: OrderedDict[tuple[str, str], _DeviceSeq] = OrderedDict()
         self.duplicates = 0
         self.gaps = 0
+        self.skipped = 0
         self.out_of_order = 0
         self.resets = 0
 
@@ -57,6 +59,7 @@ class SeqTracker:
             outcome = "gap" if skipped else "new"
             state.gaps += skipped
             self.gaps += skipped
+            self.skipped += skipped
             state.highest = seq
         elif seq > state.highest - self.window:
             state.gaps = max(0, state.gaps - 1)
@@ -111,6 +114,9 @@ class IngestCounters:
     last_batch_latency_ms: float = 0.0
     lag_p50_ms: float = 0.0
     lag_max_ms: float = 0.0
+    # Histograms, observed once per batch (writer thread): reading ts -> stored, and each /write request.
+    lag_seconds: Buckets = field(default_factory=lambda: Buckets(LAG_BUCKETS_S), repr=False)
+    influx_write_seconds: Buckets = field(default_factory=lambda: Buckets(REQUEST_BUCKETS_S), repr=False)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -118,65 +124,6 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
         return 0.0
     index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
     return sorted_values[index]
-
-
-_COUNTERS = [
-    ("received", "MQTT messages received"),
-    ("backpressure_waits", "times messages arrived into a full queue and reading from the broker paused"),
-    ("mqtt_refused_publishes", "dead letters the broker answered with an error PUBACK (e.g. not authorized)"),
-    ("written_envelopes", "envelopes stored in InfluxDB"),
-    ("written_points", "points (lines) stored in InfluxDB"),
-    ("written_readings", "reading values stored in InfluxDB"),
-    ("acked", "MQTT messages acknowledged after being stored or dead-lettered"),
-    ("ack_skipped_reconnected", "messages left for redelivery because the MQTT connection changed"),
-    ("bad_quality_readings", "readings with quality bad (listed in bad_metrics, not stored)"),
-    ("uncertain_quality_readings", "readings with quality uncertain (stored, listed in uncertain_metrics)"),
-    ("not_storable_readings", "readings whose value is NaN or infinite (listed in bad_metrics)"),
-    ("reserved_metric_readings", "readings whose metric name is reserved by the schema"),
-    ("influx_retries", "InfluxDB writes retried after an outage or auth error"),
-    ("influx_errors", "InfluxDB requests that failed"),
-    ("batches", "batches processed"),
-    ("duplicates", "envelopes whose seq was already seen (per-process hint)"),
-    ("gaps", "seqs skipped and not filled (per-process hint)"),
-    ("out_of_order", "envelopes that arrived after a higher seq of the same device"),
-    ("seq_resets", "devices whose seq restarted"),
-]
-_GAUGES = [
-    ("queue_depth", "messages waiting for the writer"),
-    ("last_batch_size", "messages in the last batch"),
-    ("last_batch_latency_ms", "time to decode, write and acknowledge the last batch"),
-    ("lag_p50_ms", "median of now - reading ts over the points of the last batch"),
-    ("lag_max_ms", "maximum of now - reading ts over the points of the last batch"),
-    ("mqtt_connected", "1 while connected to the broker"),
-    ("influx_available", "0 while InfluxDB writes are failing and being retried"),
-]
-
-
-def _label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def render_prometheus(stats: dict) -> str:
-    """Prometheus text exposition format (0.0.4) of :meth:`IngestService.stats`."""
-    out: list[str] = []
-    for name, help_text in _COUNTERS:
-        metric = f"{PROMETHEUS_PREFIX}{name}_total"
-        out += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter", f"{metric} {stats.get(name, 0)}"]
-    metric = f"{PROMETHEUS_PREFIX}dead_letter_total"
-    out += [f"# HELP {metric} messages dead-lettered, by reason", f"# TYPE {metric} counter"]
-    for reason, count in sorted(stats.get("dead_letter", {}).items()):
-        out.append(f'{metric}{{reason="{_label_value(reason)}"}} {count}')
-    metric = f"{PROMETHEUS_PREFIX}meta_refused_total"
-    out += [f"# HELP {metric} meta entries not stored as tags: undeclared_key, not_an_id, too_many_values",
-            f"# TYPE {metric} counter"]
-    for (kind, reason), count in sorted(stats.get("meta_refused", {}).items()):
-        out.append(f'{metric}{{kind="{_label_value(kind)}",reason="{_label_value(reason)}"}} {count}')
-    for name, help_text in _GAUGES:
-        metric = f"{PROMETHEUS_PREFIX}{name}"
-        value = stats.get(name, 0)
-        value = int(value) if isinstance(value, bool) else value
-        out += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge", f"{metric} {value}"]
-    return "\n".join(out) + "\n"
 
 
 class RateLimitedLog:

@@ -268,8 +268,8 @@ def test_metrics_are_prometheus_text_without_secrets(stack):
     client.get("/api/latest")
     text = client.get("/metrics").text
     assert 'hinode_api_requests_total{method="GET",route="/api/latest",status="200"}' in text
-    assert "hinode_status_broker_connected 1" in text
-    assert 'hinode_status_agents{state="offline"} 1' in text
+    assert "hinode_status_broker_connected 1.0" in text
+    assert 'hinode_status_agents{state="offline"} 1.0' in text
     assert "hinode_api_influx_queries_total" in text
     everything = text + client.get("/readyz").text + client.get("/openapi.json").text
     assert "do-not-leak" not in everything

@@ -63,7 +63,7 @@ def secret_config(tmp_path, broker_port: int) -> str:
     path.write_text(f"""
 mqtt: {{port: {broker_port}, username: ingest, password: {SECRETS[0]}, client_id: cli-test-ingest}}
 influx: {{username: writer, password: {SECRETS[1]}}}
-ingest: {{batch_max_ms: 20}}
+ingest: {{batch_max_ms: 20, metrics_listen: "127.0.0.1:0"}}
 api: {{offline_after_s: 30}}
 """)
     return str(path)

@@ -45,7 +45,7 @@ def test_future_and_past_readings_are_dead_lettered_and_good_ones_stored(broker,
     letters.close()
 
     assert stats["dead_letter"] == {"clock_skew": 3}
-    assert 'hinode_ingest_dead_letter_total{reason="clock_skew"} 3' in metrics
+    assert 'hinode_ingest_dead_letter_total{reason="clock_skew"} 3.0' in metrics
     assert stats["written_envelopes"] == 4
     by_seq = {TelemetryEnvelope.model_validate_json(letter.payload).seq: (topic, letter)
               for topic, letter in letters.snapshot()}

@@ -23,7 +23,9 @@ def ingest_config(broker, influx, client_id: str = "ingest-test-1", mqtt_options
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": client_id, "keepalive_s": 5,
                  **(mqtt_options or {})},
         "influx": {"url": influx.url, "database": "hinode", "timeout_s": 2, **(influx_options or {})},
-        "ingest": {"batch_max_ms": 50, "retry_initial_s": 0.1, "retry_max_s": 0.5, **ingest},
+        # metrics_listen: any free port, for configs written out for `python -m cloud.ingest` processes
+        "ingest": {"batch_max_ms": 50, "retry_initial_s": 0.1, "retry_max_s": 0.5, "metrics_listen": "127.0.0.1:0",
+                   **ingest},
     })
 
 

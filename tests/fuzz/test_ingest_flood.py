@@ -9,6 +9,7 @@ Seeded: ``HINODE_FLOOD_SEED=<n>`` reproduces a run (the seed is in every failure
 from __future__ import annotations
 
 import os
+import json
 import random
 import signal
 import threading
@@ -47,11 +48,18 @@ class Sent:
         """How its dead letter shows it: the topic and the first 4 KiB decoded with replacement."""
         return self.topic, self.payload[:4096].decode("utf-8", errors="replace")
 
+    @property
+    def personal_letter_key(self) -> tuple[str, str]:
+        """How a personal dead letter shows it: no payload, only its size."""
+        return self.topic, f"<{len(self.payload)} bytes>"
+
 
 def expected_points(topic: str, payload: bytes) -> frozenset | None:
     try:
         envelope = decode_telemetry(payload, topic)
     except (ContractError, RecursionError):      # RecursionError: see test_contract_fuzz
+        return None
+    if contract.is_personal(envelope.kind):      # a personal kind on the general topic is refused
         return None
     return frozenset((envelope.kind.value, envelope.device, r.ts) for r in envelope.readings)
 
@@ -87,6 +95,7 @@ class LetterBox:
 
     def __init__(self, port: int):
         self.keys: Counter = Counter()
+        self.conflicts: Counter = Counter()   # (topic, site, device, seq) of envelopes stored but for a field
         self.codes: Counter = Counter()
         self.bad_letters: list[str] = []
         self.count = 0
@@ -106,7 +115,15 @@ class LetterBox:
         code = letter.reason.split(":", 1)[0]
         with self._lock:
             self.count += 1
-            self.keys[(letter.topic, letter.payload)] += 1
+            if letter.personal:
+                assert letter.payload == "", "a personal dead letter carried its payload"
+                self.keys[(letter.topic, f"<{letter.payload_bytes} bytes>")] += 1
+            elif code == "field_type_conflict":
+                # Only the refused readings travel; the rest of the envelope was stored.
+                refused = json.loads(letter.payload)
+                self.conflicts[(letter.topic, refused["site"], refused["device"], refused["seq"])] += 1
+            else:
+                self.keys[(letter.topic, letter.payload)] += 1
             self.codes[code] += 1
             if not letter.reason.strip() or msg.topic != contract.dead_letter_topic(code):
                 self.bad_letters.append(f"{msg.topic}: {letter.reason!r}")
@@ -156,6 +173,9 @@ def account(sent: list[Sent], letters: Counter, present: set) -> dict:
         elif letters[item.letter_key] > 0:
             letters[item.letter_key] -= 1
             dead += 1
+        elif letters[item.personal_letter_key] > 0:
+            letters[item.personal_letter_key] -= 1
+            dead += 1
         else:
             unaccounted.append(item)
     for item in stored_candidates:
@@ -185,7 +205,8 @@ def test_a_flood_of_mutated_payloads_is_stored_or_dead_lettered_with_flat_memory
     config = tmp_path / "cloud.yaml"
     config.write_text(yaml.safe_dump({"mqtt": {"host": "127.0.0.1", "port": broker.port,
                                                "client_id": "ingest-flood", "keepalive_s": 30},
-                                      "influx": {"url": influx.url, "database": "hinode"}}))
+                                      "influx": {"url": influx.url, "database": "hinode"},
+                                      "ingest": {"metrics_listen": "127.0.0.1:0"}}))
     ingest = IngestProcess(config, tmp_path / "ingest.log").start()
     letters = LetterBox(broker.port)
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flood-publisher", protocol=mqtt.MQTTv5)
@@ -244,6 +265,13 @@ def test_a_flood_of_mutated_payloads_is_stored_or_dead_lettered_with_flat_memory
 
     assert result["stored"] + result["dead"] == TOTAL
     assert result["spurious_letters"] == Counter(), f"dead letters no payload explains {seed_note}"
+    stored_envelopes = Counter()
+    for item in sent:
+        if item.points is not None:
+            envelope = json.loads(item.payload)
+            stored_envelopes[(item.topic, envelope["site"], envelope["device"], envelope["seq"])] += 1
+    unexplained = letters.conflicts - stored_envelopes
+    assert unexplained == Counter(), f"field_type_conflict letters for envelopes never sent {seed_note}"
     assert result["unknown_points"] == 0, f"points in InfluxDB that no payload holds {seed_note}"
     assert letters.bad_letters == [], letters.bad_letters[:5]
     assert result["stored"] == sum(1 for item in sent if item.points) - (result["dead"] - expected_dead)

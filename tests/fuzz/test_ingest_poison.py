@@ -67,7 +67,7 @@ def test_one_poison_payload_is_dead_lettered_without_rewriting_its_batch_one_by_
     config.write_text(yaml.safe_dump({
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": "ingest-poison"},
         "influx": {"url": influx.url, "database": "hinode"},
-        "ingest": {"batch_max_messages": 500, "batch_max_ms": 1000}}))
+        "ingest": {"batch_max_messages": 500, "batch_max_ms": 1000, "metrics_listen": "127.0.0.1:0"}}))
     ingest = IngestProcess(config, tmp_path / "ingest.log").start()
     letters = LetterBox(broker.port)
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="poison-publisher", protocol=mqtt.MQTTv5)

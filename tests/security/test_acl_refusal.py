@@ -26,7 +26,7 @@ def test_an_agent_refused_by_the_acl_backs_off_and_keeps_its_data(bundle, secure
         time.sleep(8)
         metrics = agent.metrics()
         # 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s of back-off: a handful of reconnects, not ~40
-        assert metrics["hinode_agent_mqtt_reconnects"] <= 8, metrics["hinode_agent_mqtt_reconnects"]
+        assert metrics["hinode_agent_mqtt_reconnects_total"] <= 8, metrics["hinode_agent_mqtt_reconnects_total"]
         assert metrics["hinode_agent_published_readings_total"] == 0
         # nothing is lost silently: refused envelopes are counted, the rest wait in the outbox
         assert metrics["hinode_agent_queue_envelopes"] + metrics["hinode_agent_rejected_envelopes_total"] > 0

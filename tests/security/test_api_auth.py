@@ -103,7 +103,7 @@ def test_admin_reads_metrics_with_auth_counters(api):
     response = api.get("/metrics", headers=bearer(ADMIN_TOKEN))
     assert response.status_code == 200
     assert 'hinode_api_auth_total{result="missing"}' in response.text
-    assert "hinode_api_auth_enabled 1" in response.text
+    assert "hinode_api_auth_enabled 1.0" in response.text
     assert api.get("/api/sites", headers=bearer(ADMIN_TOKEN)).status_code == 200
 
 

@@ -56,4 +56,4 @@ def test_toy_domain_route_and_scheduled_job(influx):
         assert stored == {("plant-a", "m1"): [[due, 42.5, 2]], ("plant-a", "m2"): [[due, 7.0, 1]],
                           ("plant-b", "x1"): [[due, 99.0, 1]]}
         metrics = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
-        assert 'hinode_job_runs_total{job="toy.peaks"} 1' in metrics
+        assert 'hinode_job_runs_total{job="toy.peaks"} 1.0' in metrics
