@@ -15,11 +15,11 @@ of measurement ``hinode_job`` (tag ``job``, time = slot start, fields ``slot_end
 after a restart or in another API process running the same scheduler; several processes
 may run the same slot at about the same time, which is harmless for the same reason.
 
-Failures: a slot that raises is retried with exponential back-off (``retry_initial_s`` ..
-``retry_max_s``); while InfluxDB is unavailable it is retried without limit, for anything
-else up to ``max_attempts`` times, after which it is skipped (logged at ERROR, recorded
-with ``failed=true``) so that one bad slot does not hold back every newer one. Each job
-runs in its own task: a failing job never delays another.
+Failures: a slot that raises is retried with exponential, jittered back-off
+(``retry_initial_s`` .. ``retry_max_s``, ``hinode.backoff``); while InfluxDB is unavailable
+it is retried without limit, for anything else up to ``max_attempts`` times, after which it
+is skipped (logged at ERROR, recorded with ``failed=true``) so that one bad slot does not
+hold back every newer one. Each job runs in its own task: a failing job never delays another.
 """
 
 from __future__ import annotations
@@ -29,12 +29,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 from zoneinfo import ZoneInfo
+
+from prometheus_client.core import Metric
 
 from cloud.config import SchedulerConfig
 from cloud.influx import AsyncInfluxClient, InfluxUnavailable, quote_identifier, quote_string
 from cloud.points import Point
+from hinode.backoff import Backoff
+from hinode.metrics import labelled_counter, labelled_gauge
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +214,7 @@ class Scheduler:
 
     async def _run_with_retries(self, entry: _Entry, slot_start_ms: int) -> None:
         job, counters = entry.job, entry.counters
-        delay = self.config.retry_initial_s
+        backoff = Backoff(self.config.retry_initial_s, self.config.retry_max_s)
         attempts = 0
         while True:
             attempts += 1
@@ -229,11 +233,11 @@ class Scheduler:
                     counters.skipped += 1
                     await self._record(job, slot_start_ms, 0, time.perf_counter() - started, failed=True)
                     return
+                delay = backoff.next()
                 log.warning("job %s slot %s: attempt %d failed (%s); retrying in %.1f s", job.name,
                             _iso(slot_start_ms), attempts, counters.last_error, delay,
                             exc_info=not unavailable)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.retry_max_s)
                 continue
             counters.runs += 1
             counters.points += len(points)
@@ -281,20 +285,20 @@ class Scheduler:
     def counters(self) -> dict[str, dict]:
         return {name: dict(vars(entry.counters)) for name, entry in self._entries.items()}
 
-    def prometheus_text(self) -> str:
-        lines = []
-        for metric, key, help_text in (("runs", "runs", "Slots completed"),
-                                       ("failures", "failures", "Failed slot attempts"),
-                                       ("caught_up", "caught_up", "Slots run late (after a down time or failure)"),
-                                       ("skipped", "skipped", "Slots left out or given up"),
-                                       ("points", "points", "Points written")):
-            lines += [f"# HELP hinode_job_{metric}_total {help_text}", f"# TYPE hinode_job_{metric}_total counter"]
-            lines += [f'hinode_job_{metric}_total{{job="{name}"}} {getattr(e.counters, key)}'
-                      for name, e in self._entries.items()]
-        lines += ["# HELP hinode_job_last_slot_ms Start of the newest completed slot", "# TYPE hinode_job_last_slot_ms gauge"]
-        lines += [f'hinode_job_last_slot_ms{{job="{name}"}} {e.counters.last_slot}'
-                  for name, e in self._entries.items() if e.counters.last_slot is not None]
-        return "\n".join(lines) + "\n"
+    def metric_families(self) -> Iterable[Metric]:
+        """The jobs' Prometheus families (joined into the API's /metrics registry)."""
+        entries = sorted(self._entries.items())
+        for metric, help_text in (("runs", "Slots completed, by job"),
+                                  ("failures", "Failed slot attempts, by job"),
+                                  ("caught_up", "Slots run late (after a down time or failure), by job"),
+                                  ("skipped", "Slots left out or given up, by job"),
+                                  ("points", "Points written, by job")):
+            yield labelled_counter(f"hinode_job_{metric}_total", help_text, ("job",),
+                                   (((name,), getattr(e.counters, metric)) for name, e in entries))
+        yield labelled_gauge("hinode_job_last_slot_timestamp_seconds", "Start of the newest completed slot "
+                             "(Unix time), by job", ("job",),
+                             (((name,), e.counters.last_slot / 1000) for name, e in entries
+                              if e.counters.last_slot is not None))
 
 
 def _iso(ms: int | None) -> str:

@@ -18,8 +18,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.config import MqttConfig
 from hinode import contract
+from hinode.backoff import Backoff
 
 log = logging.getLogger(__name__)
+RECONNECT_INITIAL_S = 1.0      # the broker is retried after 0.5..1 s, doubling up to 5..10 s (hinode.backoff)
+RECONNECT_MAX_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class StatusTracker:
         self.invalid_total = 0
         self.connects_total = 0
         self._refused: dict[int, str] = {}
+        self._reconnect_backoff = Backoff(RECONNECT_INITIAL_S, RECONNECT_MAX_S)
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -57,8 +61,9 @@ class StatusTracker:
                            keyfile=str(tls.key) if tls.key else None,
                            cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED)
             client.tls_insecure_set(tls.insecure)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.reconnect_delay_set(min_delay=RECONNECT_INITIAL_S, max_delay=RECONNECT_MAX_S)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -106,16 +111,29 @@ class StatusTracker:
 
     # ------------------------------------------------------------ paho callbacks (network thread)
 
+    def _set_next_reconnect_wait(self, client) -> None:
+        # paho's own reconnect loop (loop_start) doubles a fixed delay, with no jitter: every API
+        # process would retry in lockstep. It waits min_delay before its next attempt when the
+        # delay was just set, so setting min = max = hinode.backoff's next delay before each
+        # wait (these callbacks run on paho's thread right before it) makes it wait exactly that.
+        delay = self._reconnect_backoff.next()
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._set_next_reconnect_wait(client)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("status tracker: broker refused the connection: %s", reason_code)
             return
+        self._reconnect_backoff.reset()
         self.connects_total += 1
         client.subscribe(contract.STATUS_FILTER, qos=1)
         self._connected.set()
         log.info("status tracker connected, subscribed to %s", contract.STATUS_FILTER)
 
     def _on_disconnect(self, client, userdata, disconnect_flags, reason_code, properties) -> None:
+        self._set_next_reconnect_wait(client)
         if self._connected.is_set() and not self._stopping:
             log.warning("status tracker lost the broker (%s); reconnecting", reason_code)
         self._connected.clear()
@@ -155,21 +173,16 @@ class StatusTracker:
         with self._lock:
             return dict(self._statuses)
 
-    def prometheus_text(self) -> str:
+    def metric_families(self):
+        """Prometheus families for the API's /metrics registry (cloud/api/metrics.py)."""
+        from hinode.metrics import counter, gauge, labelled_gauge
+
         statuses = self.snapshot().values()
         online = sum(1 for s in statuses if s.status.state == "online")
-        return "".join([
-            "# HELP hinode_status_broker_connected 1 while the status tracker is connected to the broker\n",
-            "# TYPE hinode_status_broker_connected gauge\n",
-            f"hinode_status_broker_connected {int(self.broker_connected)}\n",
-            "# HELP hinode_status_messages_total Agent status messages received\n",
-            "# TYPE hinode_status_messages_total counter\n",
-            f"hinode_status_messages_total {self.messages_total}\n",
-            "# HELP hinode_status_invalid_total Agent status messages refused (bad topic or payload)\n",
-            "# TYPE hinode_status_invalid_total counter\n",
-            f"hinode_status_invalid_total {self.invalid_total}\n",
-            "# HELP hinode_status_agents Agents with a known status, by state\n",
-            "# TYPE hinode_status_agents gauge\n",
-            f'hinode_status_agents{{state="online"}} {online}\n',
-            f'hinode_status_agents{{state="offline"}} {len(statuses) - online}\n',
-        ])
+        yield gauge("hinode_status_broker_connected", "1 while the status tracker is connected to the broker",
+                    int(self.broker_connected))
+        yield counter("hinode_status_messages_total", "Agent status messages received", self.messages_total)
+        yield counter("hinode_status_invalid_total", "Agent status messages refused (bad topic or payload)",
+                      self.invalid_total)
+        yield labelled_gauge("hinode_status_agents", "Agents with a known status, by state", ("state",),
+                             [(("online",), online), (("offline",), len(statuses) - online)])

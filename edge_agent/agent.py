@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass, field
 
 from hinode import contract
+from hinode.backoff import Backoff
 from hinode.contract import AgentCatalog, AgentStatus, DeviceCatalog, DeviceKind, DeviceState
 from edge_agent.commands import CommandLedger, CommandProcessor, ResultSender, Target, ledger_path
 from edge_agent.config import SiteConfig, source_plugin
 from edge_agent.forwarder import Forwarder
-from edge_agent.metrics import MetricsServer, render_prometheus
+from edge_agent.metrics import MetricsServer, agent_registry
 from edge_agent.mqtt import MqttLink
 from edge_agent.queue import DurableQueue
 from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms, reading, wait_event
@@ -21,6 +22,8 @@ log = logging.getLogger("edge_agent")
 VERSION = "0.1.0"
 # The catalog goes out on every connection and at least this often, so the cloud's copy stays fresh.
 CATALOG_REFRESH_S = 6 * 3600
+SOURCE_RESTART_INITIAL_S = 1.0     # a crashed source plugin is restarted after 0.5..1 s, then
+SOURCE_RESTART_MAX_S = 60.0        # longer each time up to 30..60 s (hinode.backoff)
 
 
 @dataclass
@@ -140,15 +143,16 @@ class Agent:
 
     async def _run_source(self, runner: SourceRunner, source_config) -> None:
         plugin = source_plugin(runner.type_name)
-        delay = 1.0
+        restart = Backoff(initial_s=SOURCE_RESTART_INITIAL_S, max_s=SOURCE_RESTART_MAX_S)
         while True:
             source = runner.source = plugin.Source(source_config, runner.context)
+            delay = None
             try:
                 await source.connect()
                 async for batch in source.readings():
                     self.queue.put(batch)
                     runner.context.readings += len(batch.readings)
-                    delay = 1.0
+                    restart.reset()
             except asyncio.CancelledError:
                 await source.close()
                 raise
@@ -156,13 +160,13 @@ class Agent:
                 # A broken plugin must not take the agent down: count, log, restart it.
                 runner.restarts += 1
                 runner.context.count_error("_source", "crash")
-                log.exception("source %s crashed; restarting in %.0fs", runner.name, delay)
+                delay = restart.next()
+                log.exception("source %s crashed; restarting in %.1fs", runner.name, delay)
             try:
                 await source.close()
             except Exception:
                 log.exception("source %s failed to close", runner.name)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60)
+            await asyncio.sleep(delay if delay is not None else restart.next())
 
     def _on_device_change(self, device, health) -> None:
         self._status_dirty.set()
@@ -253,7 +257,7 @@ class Agent:
             context.on_catalog_change = self._on_catalog_change
             self.runners.append(SourceRunner(source_config.name, source_config.type, context))
         if config.metrics.listen:
-            self.metrics_server = MetricsServer(config.metrics.listen, lambda: render_prometheus(self.health()))
+            self.metrics_server = MetricsServer(config.metrics.listen, agent_registry(self.health))
             await self.metrics_server.start()
         if self.commands:
             await self.commands.start()

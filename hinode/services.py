@@ -56,13 +56,19 @@ class ManagedProcess:
     process: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)
 
+    def spawn(self) -> None:
+        """Start the process without waiting for it (its output is appended to ``log_path``)."""
+        log = open(self.log_path, "ab")
+        try:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **self.env}, start_new_session=True)
+        finally:
+            log.close()
+
     def start(self, timeout: float = 20.0) -> None:
         if self.process and self.process.poll() is None:
             return
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **self.env}, start_new_session=True)
-        log.close()
+        self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -97,6 +103,18 @@ class ManagedProcess:
     @property
     def running(self) -> bool:
         return bool(self.process and self.process.poll() is None)
+
+    def exit_reason(self) -> str:
+        """How the process ended, e.g. "exited with code 3" or "was killed by SIGKILL"."""
+        code = self.process.poll() if self.process else None
+        if code is None:
+            return "is running"
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with code {code}"
 
 
 def mosquitto(data_dir: Path, port: int | None = None, extra_config: str = "",

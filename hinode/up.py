@@ -2,26 +2,28 @@
 
 Starts, in a data directory: a private Mosquitto and InfluxDB, the cloud ingest +
 API + board, Modbus/SunSpec/OPC UA meter simulators and one edge agent polling all
-of them; prints the board URL and a live status line. Ctrl-C stops everything in
-reverse order. A second run reuses the data directory (and its ports when free).
+of them; prints the board URL and a live status line. A child that dies is restarted
+with back-off (``hinode.supervisor``) and the status line counts the restarts; a service
+that cannot be brought back stops everything with exit code 1. Ctrl-C stops everything in
+reverse order (exit code 0). A second run reuses the data directory (and its ports when free).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from hinode import services
 from hinode.services import ManagedProcess, free_port, port_open
+from hinode.supervisor import ServiceGaveUp, Supervisor
+from hinode.up_metrics import UpFigures, samples, serve_up_metrics
 
 
 @dataclass
@@ -61,6 +63,11 @@ def _http_json(url: str, timeout: float = 2.0):
         return json.loads(resp.read())
 
 
+def _http_text(url: str, timeout: float = 2.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
 def _wait_http(url: str, what: str, proc: ManagedProcess, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -73,6 +80,11 @@ def _wait_http(url: str, what: str, proc: ManagedProcess, timeout: float = 60.0)
         except OSError:
             time.sleep(0.2)
     raise services.ServiceError(f"{what} not ready at {url} within {timeout}s; log: {proc.log_path}")
+
+
+def _say(message: str) -> None:
+    """An event line (a restart, a service back) between status lines; on a terminal below the live one."""
+    print(("\n" if sys.stdout.isatty() else "") + f"hinode: {message}", file=sys.stderr, flush=True)
 
 
 def site_config(plan: Plan, ports: dict[str, int]) -> dict:
@@ -108,8 +120,12 @@ class Platform:
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "logs").mkdir(exist_ok=True)
         self.ports = _ports(self.data, {"mqtt": 18830, "influx": 18086, "api": plan.api_port, "modbus": 15020,
-                                        "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108})
+                                        "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108,
+                                        "up_metrics": 19109})
         self.procs: list[ManagedProcess] = []
+        self.supervisor = Supervisor(say=_say)
+        self.figures = UpFigures()
+        self.metrics_server = None
 
     def _proc(self, name: str, argv: list[str], port: int) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.data / "logs" / f"{name}.log", port,
@@ -121,6 +137,7 @@ class Platform:
         p, plan = self.ports, self.plan
         broker = services.mosquitto(self.data / "mosquitto", p["mqtt"])
         influx = services.influxdb(self.data / "influxdb", p["influx"])
+        influx.name = "influxdb"
         for proc in (broker, influx):
             self.procs.append(proc)
             proc.start(timeout=60)
@@ -146,42 +163,79 @@ class Platform:
         agent = self._proc("edge-agent", _python("-m", "edge_agent", "run", "--config", str(site_yaml)),
                            p["agent_metrics"])
         agent.start(timeout=60)
+        for proc in self.procs:
+            self.supervisor.watch(proc)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
 
     # ---------------------------------------------------------------- status line
 
-    def status(self) -> str:
+    def collect_figures(self) -> UpFigures:
+        """The status line's figures, read from the agent's and the API's HTTP endpoints (None: no answer)."""
         p = self.ports
-        parts = []
+        figures = UpFigures()
         try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{p['agent_metrics']}/metrics", timeout=2).read().decode()
-            m = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
-                     and "{" not in line)
-            parts += [f"readings/s {float(m['hinode_agent_readings_per_s']):7.1f}",
-                      f"queue {int(float(m['hinode_agent_queue_envelopes']))}",
-                      f"dropped {int(float(m['hinode_agent_dropped_readings_total']))}"]
+            m = samples(_http_text(f"http://127.0.0.1:{p['agent_metrics']}/metrics"))
+            figures.readings_per_s = m["hinode_agent_readings_per_s"]
+            figures.queue_envelopes = m["hinode_agent_queue_envelopes"]
+            figures.dropped_readings = m["hinode_agent_dropped_readings_total"]
         except (OSError, KeyError, ValueError):
-            parts.append("agent: no answer")
+            figures.readings_per_s = figures.queue_envelopes = figures.dropped_readings = None
         try:
             devices = _http_json(f"http://127.0.0.1:{p['api']}/api/devices")
             devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
             meters = [d for d in devices if d.get("kind") != "agent"]
-            online = sum(1 for d in meters if d.get("online"))
-            missing = sum((d.get("completeness") or {}).get("missing") or 0 for d in meters)
-            parts += [f"devices online {online}/{len(meters)}", f"missing readings {missing}"]
+            figures.devices_online = sum(1 for d in meters if d.get("online"))
+            figures.devices_known = len(meters)
+            figures.missing_readings = sum((d.get("completeness") or {}).get("missing") or 0 for d in meters)
         except (OSError, ValueError):
-            parts.append("cloud: no answer")
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{p['api']}/metrics", timeout=2).read().decode()
-            for line in text.splitlines():
-                if line.startswith("hinode_ingest_lag_p50_ms "):
-                    parts.append(f"ingest lag p50 {float(line.split()[1]):.0f} ms")
-        except OSError:
             pass
+        try:
+            m = samples(_http_text(f"http://127.0.0.1:{p['api']}/metrics"))
+            lag_s = m.get("hinode_ingest_lag_p50_seconds")
+            if lag_s is None and "hinode_ingest_lag_p50_ms" in m:
+                lag_s = m["hinode_ingest_lag_p50_ms"] / 1000
+            figures.ingest_lag_p50_seconds = lag_s
+        except (OSError, ValueError):
+            pass
+        figures.service_restarts = self.supervisor.restarts()
+        return figures
+
+    def status(self) -> str:
+        """One status line; also keeps its figures for /metrics."""
+        f = self.figures = self.collect_figures()
+        if f.readings_per_s is not None:
+            parts = [f"readings/s {f.readings_per_s:7.1f}", f"queue {int(f.queue_envelopes)}",
+                     f"dropped {int(f.dropped_readings)}"]
+        else:
+            parts = ["agent: no answer"]
+        if f.devices_known is not None:
+            parts += [f"devices online {f.devices_online}/{f.devices_known}", f"missing readings {f.missing_readings}"]
+        else:
+            parts.append("cloud: no answer")
+        if f.ingest_lag_p50_seconds is not None:
+            parts.append(f"ingest lag p50 {f.ingest_lag_p50_seconds * 1000:.0f} ms")
+        restarts = self.supervisor.summary()
+        if restarts:
+            parts.append(restarts)
         return " | ".join(parts)
+
+    def current_figures(self) -> UpFigures:
+        """For a /metrics scrape (another thread): the last status line's figures, restarts as of now."""
+        return replace(self.figures, service_restarts=self.supervisor.restarts())
+
+    def serve_metrics(self) -> str | None:
+        """Serve ``hinode up``'s own /metrics (hinode.up_metrics); its URL, or None when it cannot bind."""
+        try:
+            self.metrics_server = serve_up_metrics(self.current_figures, listen=f"127.0.0.1:{self.ports['up_metrics']}")
+        except OSError as exc:
+            _say(f"metrics not served on port {self.ports['up_metrics']}: {exc}")
+            return None
+        return self.metrics_server.url
 
 
 def run(plan: Plan) -> int:
@@ -198,22 +252,26 @@ def run(plan: Plan) -> int:
         print(f"hinode: starting in {platform.data} ...", flush=True)
         platform.start()
         url = f"http://127.0.0.1:{platform.ports['api']}/"
-        print(f"hinode: board  {url}\nhinode: API    {url}docs\nhinode: logs   {platform.data / 'logs'}\n"
-              f"hinode: {plan.modbus_meters} Modbus + {plan.sunspec_meters} SunSpec + {plan.opcua_meters} OPC UA "
-              f"meters, polled every {plan.poll_s}s. Ctrl-C stops everything.", flush=True)
+        metrics_url = platform.serve_metrics()
+        banner = [f"board  {url}", f"API    {url}docs", f"logs   {platform.data / 'logs'}"]
+        if metrics_url:
+            banner.append(f"metrics {metrics_url} (the status line's figures and service restarts)")
+        banner.append(f"{plan.modbus_meters} Modbus + {plan.sunspec_meters} SunSpec + {plan.opcua_meters} OPC UA "
+                      f"meters, polled every {plan.poll_s}s. Ctrl-C stops everything.")
+        print("\n".join(f"hinode: {line}" for line in banner), flush=True)
         interactive = sys.stdout.isatty()
         while not stopping:
-            for proc in platform.procs:
-                if not proc.running:
-                    print(f"\nhinode: {proc.name} exited; see {proc.log_path}", file=sys.stderr)
-                    stopping = True
             line = platform.status()
             print(("\r" + line.ljust(120)) if interactive else line, end="" if interactive else "\n", flush=True)
             for _ in range(20):
                 if stopping:
                     break
+                platform.supervisor.tick()
                 time.sleep(0.1)
         return 0
+    except ServiceGaveUp as exc:
+        print(f"\nhinode: {exc}", file=sys.stderr, flush=True)
+        return 1
     except services.ServiceError as exc:
         print(f"hinode: {exc}", file=sys.stderr)
         return 1

@@ -30,6 +30,8 @@ from typing import Callable
 
 from cloud.ingest import mqtt_codec as codec
 from cloud.ingest.writer import Inbound
+from hinode import contract
+from hinode.backoff import Backoff
 
 log = logging.getLogger("cloud.ingest")
 
@@ -39,7 +41,8 @@ WRITE_CHUNK = 64 * 1024
 COALESCE_BELOW_BYTES = 32 * 1024
 COALESCE_S = 0.002
 CONNECT_TIMEOUT_S = 10.0
-MAX_RECONNECT_DELAY_S = 10.0
+RECONNECT_INITIAL_DELAY_S = 0.25   # jittered and doubled per failed attempt (hinode.backoff) ...
+MAX_RECONNECT_DELAY_S = 10.0       # ... up to this
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class LinkSettings:
     tls_key: Path | None = None
     tls: bool = False
     tls_insecure: bool = False
+    # Announced in CONNECT: the broker sends nothing larger (MQTT 5 section 3.1.2.11.4).
+    maximum_packet_size: int = contract.MAX_PACKET_BYTES
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,7 @@ class MqttLink:
         return context
 
     def _run(self) -> None:
-        delay, failing_since = 0.25, None
+        backoff, failing_since = Backoff(RECONNECT_INITIAL_DELAY_S, MAX_RECONNECT_DELAY_S), None
         while not self._stopping.is_set():
             try:
                 sock, reader, connack = self._open()
@@ -216,11 +221,11 @@ class MqttLink:
                                 self.settings.host, self.settings.port, exc, MAX_RECONNECT_DELAY_S)
                 else:
                     log.debug("MQTT connect failed again: %s", exc)
-                if self._stopping.wait(delay):
+                if self._stopping.wait(backoff.next()):
                     break
-                delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
                 continue
-            delay, failing_since = 0.25, None
+            backoff.reset()
+            failing_since = None
             why = self._serve(sock, reader, connack)
             self._connection_lost(why)
         self._close_socket()
@@ -234,8 +239,9 @@ class MqttLink:
                 sock = self._ssl_context.wrap_socket(sock, server_hostname=s.host)
             sock.sendall(codec.connect_packet(
                 s.client_id, s.keepalive_s, clean_start=False, session_expiry_s=s.session_expiry_s,
-                receive_maximum=s.receive_maximum, username=s.username, password=s.password))
-            reader = codec.PacketReader()
+                receive_maximum=s.receive_maximum, username=s.username, password=s.password,
+                maximum_packet_size=s.maximum_packet_size))
+            reader = codec.PacketReader(max_packet_size=s.maximum_packet_size)
             deadline = time.monotonic() + CONNECT_TIMEOUT_S
             while True:
                 for first, buffer, start, end in reader.packets():

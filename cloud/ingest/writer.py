@@ -20,6 +20,7 @@ from cloud.ingest.stats import IngestCounters, SeqTracker, percentile
 from cloud.ingest.decode import CLOCK_SKEW, clock_skew, decode_envelope
 from cloud.ingest.records import catalog_lines, result_line
 from cloud.lineproto import encode_envelope
+from hinode.backoff import Backoff
 from hinode.contract import (CATALOG_CHANNEL, META_KEYS, PERSONAL_CHANNEL, RESULT_CHANNEL, TELEMETRY_CHANNEL,
                              ContractError, TelemetryEnvelope, decode_catalog, decode_command_result, is_id,
                              is_personal)
@@ -214,6 +215,7 @@ class BatchWriter:
             lags.sort()
             c.lag_p50_ms = round(percentile(lags, 0.5), 1)
             c.lag_max_ms = round(lags[-1], 1)
+            c.lag_seconds.observe_sorted(lags, units_per_second=1000)
 
     # ------------------------------------------------------------ writes
 
@@ -272,7 +274,7 @@ class BatchWriter:
         return Refused(entry.item, INFLUX_REJECTED, message, personal=entry.personal)
 
     def _write_retrying(self, lines: list[str], destination=(None, None)) -> None:
-        delay = self.config.retry_initial_s
+        backoff = Backoff(self.config.retry_initial_s, self.config.retry_max_s)
         database, retention_policy = destination
         while True:
             try:
@@ -282,7 +284,11 @@ class BatchWriter:
                 if database is not None and not self._personal_ready:
                     self._create_personal_database()
                     self._personal_ready = True
-                self.influx.write_lines(lines, database=database, retention_policy=retention_policy)
+                started = time.perf_counter()
+                try:
+                    self.influx.write_lines(lines, database=database, retention_policy=retention_policy)
+                finally:
+                    self.counters.influx_write_seconds.observe(time.perf_counter() - started)
                 self._outage_over()
                 return
             except InfluxRejected:
@@ -294,21 +300,20 @@ class BatchWriter:
                 if self._create_database and exc.status == 404 and "database not found" in exc.message:
                     self._database_ready = self._personal_ready = False
                 self._outage_begins(exc, len(lines))
-                wait = delay
+                wait = backoff.next()
                 if isinstance(exc, InfluxUnavailable) and exc.retry_after_s is not None:
-                    wait = min(max(delay, exc.retry_after_s), self.config.retry_max_s)
+                    # the server's Retry-After is a floor (never beyond retry_max_s)
+                    wait = min(max(wait, exc.retry_after_s), self.config.retry_max_s)
                 if self.give_up.wait(wait):
                     raise Abandoned() from None
                 self.counters.influx_retries += 1
                 self._outage_retries += 1
-                delay = min(delay * 2, self.config.retry_max_s)
             except InfluxError as exc:  # a CREATE DATABASE refused as a query: treat like an outage
                 self.counters.influx_errors += 1
                 self._outage_begins(exc, len(lines))
-                if self.give_up.wait(delay):
+                if self.give_up.wait(backoff.next()):
                     raise Abandoned() from None
                 self.counters.influx_retries += 1
-                delay = min(delay * 2, self.config.retry_max_s)
 
     def _create_personal_database(self) -> None:
         """The personal database and its retention policy (made the default), as configured."""

@@ -5,74 +5,13 @@ device online, stops cleanly on Ctrl-C, and a second run reuses the data and the
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from hinode.services import free_port
+from tests.e2e.up_process import METERS, Up, all_online, api_seqs
 
 pytestmark = pytest.mark.timeout(240)
-
-REPO = Path(__file__).resolve().parents[2]
-METERS = {"--modbus-meters": 2, "--sunspec-meters": 1, "--opcua-meters": 1}
-STATUS = re.compile(r"devices online (\d+)/(\d+) \| missing readings (\d+)")
-
-
-class Up:
-    def __init__(self, data_dir: Path, api_port: int):
-        argv = [sys.executable, "-m", "hinode", "up", "--data-dir", str(data_dir), "--api-port", str(api_port)]
-        for option, count in METERS.items():
-            argv += [option, str(count)]
-        self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, predicate, what: str, timeout: float):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in reversed(self.lines):
-                found = predicate(line)
-                if found:
-                    return found
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.5)
-        raise AssertionError(f"hinode up: no {what} within {timeout}s; output:\n" + "\n".join(self.lines[-30:]))
-
-    def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(60)
-        finally:
-            self._reader.join(5)
-
-
-def all_online(line: str):
-    match = STATUS.search(line)
-    if match and int(match[1]) == int(match[2]) == sum(METERS.values()) and "readings/s" in line:
-        return match
-    return None
-
-
-def api_seqs(api_port: int) -> dict[str, int]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/devices", timeout=5) as resp:
-        devices = json.load(resp)
-    devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
-    return {d["device"]: d for d in devices if d.get("kind") != "agent"}
 
 
 def test_hinode_up_runs_the_whole_pipeline_stops_on_ctrl_c_and_reuses_its_data(tmp_path):

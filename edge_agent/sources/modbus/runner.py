@@ -4,9 +4,10 @@ Each device is polled every ``interval_s`` against the monotonic clock: the next
 time advances by whole intervals from the previous one (no drift); devices sharing an
 interval are read back to back in one burst per interval, and ticks that a
 slow poll made us miss are skipped and counted as ``overrun`` instead of burst-read.
-A failing device is retried after an exponentially growing back-off while the other
-devices on the endpoint keep their schedule; a lost connection takes every device of
-the endpoint offline until a reconnect (again with back-off) succeeds.
+A failing device is retried after an exponentially growing, jittered back-off
+(``hinode.backoff``, from the source's ``backoff`` keys) while the other devices on the
+endpoint keep their schedule; a lost connection takes every device of the endpoint
+offline until a reconnect (again with back-off) succeeds.
 
 A poll (all block reads of one device) and a reconnect hold the link's lock, so a write
 command waits for the poll in flight and the next poll waits for the write's read-back.
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms
-from edge_agent.sources.modbus.config import Backoff, TransportConfig
+from edge_agent.sources.modbus.config import Backoff as BackoffConfig, TransportConfig
 from edge_agent.sources.modbus.link import DeviceError, Endpoint, LinkDown, ModbusLink
+from hinode.backoff import Backoff
 
 QUEUE_BATCHES = 10_000      # batches held for a slow consumer before the pollers wait for it
 
@@ -37,25 +39,17 @@ class DevicePoller(Protocol):
         """Read the device once; every reading stamped ``ts``. Raises DeviceError or LinkDown."""
 
 
-class RetryDelay:
-    """initial_s, then doubling up to max_s; reset after a success."""
-
-    def __init__(self, backoff: Backoff):
-        self.initial, self.max = backoff.initial_s, backoff.max_s
-        self.current = 0.0
-
-    def next(self) -> float:
-        self.current = self.initial if self.current == 0 else min(self.current * 2, self.max)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
+def retry_delay(config: BackoffConfig) -> Backoff:
+    """The delays of one retry loop (a device or the link): ``initial_s`` doubling up to ``max_s``,
+    each drawn in the upper half of its step so the devices of many agents do not retry in lockstep;
+    ``reset()`` after a success."""
+    return Backoff(initial_s=config.initial_s, max_s=config.max_s)
 
 
 @dataclass
 class _DeviceSchedule:
     poller: DevicePoller
-    retry: RetryDelay
+    retry: Backoff
     next_due: float = 0.0
     failing: bool = False
 
@@ -64,14 +58,14 @@ class _DeviceSchedule:
 class EndpointRunner:
     link: ModbusLink
     pollers: list[DevicePoller]
-    backoff: Backoff
+    backoff: BackoffConfig
     context: SourceContext
     emit: Callable[[DeviceBatch], Awaitable[None]]
     schedules: list[_DeviceSchedule] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.schedules = [_DeviceSchedule(p, RetryDelay(self.backoff)) for p in self.pollers]
-        self._link_retry = RetryDelay(self.backoff)
+        self.schedules = [_DeviceSchedule(p, retry_delay(self.backoff)) for p in self.pollers]
+        self._link_retry = retry_delay(self.backoff)
         self.stopped = False
 
     async def run(self) -> None:

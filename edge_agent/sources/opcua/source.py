@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter
 from typing import AsyncIterator
@@ -23,6 +22,7 @@ from edge_agent.sources.opcua.config import Config
 from edge_agent.sources.opcua.nodes import DeviceNodes, convert, resolve_device
 from edge_agent.sources.opcua.session import ConnectFailed, close_session, open_session
 from edge_agent.sources.opcua.subscription import Feed
+from hinode.backoff import Backoff
 from hinode.contract import Reading
 
 SOURCE_KEY = "_source"
@@ -108,7 +108,7 @@ class Source:
     # ------------------------------------------------------------ sessions
 
     async def _run(self) -> None:
-        delay = self.config.reconnect.initial_s
+        backoff = Backoff(self.config.reconnect.initial_s, self.config.reconnect.max_s)
         while not self._closed:
             try:
                 await self._session()
@@ -128,12 +128,13 @@ class Source:
             for device in self.devices:
                 self.context.device_down(device.id, _cut(failure))
             if self._flowing:
-                delay, self._flowing = self.config.reconnect.initial_s, False
+                backoff.reset()
+                self._flowing = False
+            delay = backoff.next()
             level = logging.WARNING if failure != self._last_failure else logging.DEBUG
             self.log.log(level, "%s: %s; retrying in %.1f s", self.config.name, failure, delay)
             self._last_failure = failure
-            await asyncio.sleep(delay * random.uniform(0.9, 1.1))
-            delay = min(delay * 2, self.config.reconnect.max_s)
+            await asyncio.sleep(delay)
 
     async def _session(self) -> None:
         lost = asyncio.Event()

@@ -1,0 +1,75 @@
+"""Exponential back-off with jitter: the one helper behind every reconnect and retry loop.
+
+    backoff = Backoff(initial_s=1.0, max_s=60.0)
+    while not connect():
+        time.sleep(backoff.next())      # 0.5..1, 1..2, 2..4, ... 30..60, 30..60 s
+    backoff.reset()                     # after a success: start again from initial_s
+
+The n-th delay (n = 1, 2, ...) is drawn from a ceiling ``min(initial_s * factor**(n-1), max_s)``
+with **equal jitter** (``jitter=0.5``, the default): uniformly in ``[ceiling/2, ceiling]``.
+In general the delay lies in ``(ceiling * (1 - jitter), ceiling]``: ``jitter=0`` gives the
+plain deterministic doubling, ``jitter=1`` "full jitter" (anything in ``(0, ceiling]``).
+
+Why equal jitter and not full jitter: full jitter spreads a crowd best, but a single client
+may then retry almost at once many times in a row (a delay near 0 is as likely as any
+other), which defeats the back-off against a server that is down; equal jitter keeps at
+least half the exponential delay while still spreading a crowd of agents that lost the
+same broker over half of each step, so they do not reconnect in lockstep. A delay is
+never 0 when ``initial_s > 0`` (the random draw is in ``[0, 1)``, the delay is
+``ceiling * (1 - jitter * draw)``) and never above ``max_s``.
+
+Each instance draws from its own ``random.Random`` (seeded from the OS unless one is
+passed in), so two processes started at the same moment do not share a sequence, and a
+test can pass ``random=random.Random(seed)`` to get reproducible delays.
+"""
+
+from __future__ import annotations
+
+import random as _random
+
+
+class Backoff:
+    """Delays for successive retries: exponential from ``initial_s``, capped at ``max_s``, jittered."""
+
+    def __init__(self, initial_s: float, max_s: float, factor: float = 2.0, jitter: float = 0.5,
+                 random: _random.Random | None = None):
+        if initial_s < 0:
+            raise ValueError(f"initial_s must be >= 0, not {initial_s}")
+        if max_s < initial_s:
+            raise ValueError(f"max_s ({max_s}) must be at least initial_s ({initial_s})")
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, not {factor}")
+        if not 0 <= jitter <= 1:
+            raise ValueError(f"jitter must be between 0 and 1, not {jitter}")
+        self.initial_s = float(initial_s)
+        self.max_s = float(max_s)
+        self.factor = float(factor)
+        self.jitter = float(jitter)
+        self._random = random if random is not None else _random.Random()
+        self._attempts = 0
+        self._ceiling = 0.0
+
+    @property
+    def attempts(self) -> int:
+        """How many delays ``next()`` handed out since the start or the last ``reset()``."""
+        return self._attempts
+
+    @property
+    def ceiling_s(self) -> float:
+        """The un-jittered delay of the last ``next()`` (0 before the first): the most it could have been."""
+        return self._ceiling
+
+    def next(self) -> float:
+        """The delay to wait now, in seconds; each call counts as one more attempt."""
+        self._ceiling = self.initial_s if self._attempts == 0 else min(self._ceiling * self.factor, self.max_s)
+        self._attempts += 1
+        return self._ceiling * (1.0 - self.jitter * self._random.random())
+
+    def reset(self) -> None:
+        """After a success: the next delay starts again from ``initial_s``."""
+        self._attempts = 0
+        self._ceiling = 0.0
+
+    def __repr__(self) -> str:
+        return (f"Backoff(initial_s={self.initial_s}, max_s={self.max_s}, factor={self.factor}, "
+                f"jitter={self.jitter}, attempts={self._attempts})")
