@@ -173,6 +173,19 @@ def account(rig: FaultRig, agent: AgentProcess) -> dict:
             "per_device": {d: (stored.get(d, (0,))[0], seq) for d, seq in produced.items()}}
 
 
+def missing_seqs(rig: FaultRig, agent: AgentProcess, most: int = 5) -> dict[str, list[int]]:
+    """device -> the first seqs the agent committed that InfluxDB does not hold (for a failure message)."""
+    out = {}
+    for device, produced in agent.committed_seqs().items():
+        result = rig.influx.query(f'SELECT "seq" FROM "meter", "agent" WHERE "device" = \'{device}\'',
+                                  db="hinode")["results"][0]
+        stored = {row[1] for series in result.get("series", []) for row in series["values"]}
+        missing = sorted(set(range(1, produced + 1)) - stored)
+        if missing:
+            out[device] = missing[:most]
+    return out
+
+
 def stop_and_account(rig: FaultRig, agent: AgentProcess, *, may_drop: bool = False, timeout: float = 30.0) -> dict:
     """SIGTERM the agent (it drains its outbox), then wait until received + dropped == produced.
 
@@ -187,7 +200,8 @@ def stop_and_account(rig: FaultRig, agent: AgentProcess, *, may_drop: bool = Fal
         return acc if acc["received"] + acc["dropped"] == acc["produced"] else None
 
     acc = wait_until(balanced, "received + dropped == produced", timeout,
-                     context=lambda: f"\naccounting: {account(rig, agent)}\ningest log tail:\n"
+                     context=lambda: f"\naccounting: {account(rig, agent)}\nmissing seqs: {missing_seqs(rig, agent)}"
+                     f"\nagent log tail:\n{agent.log_path.read_text(errors='replace')[-2500:]}\ningest log tail:\n"
                      + (rig.ingest.log_since_start()[-1500:] if rig.ingest else ""))
     assert acc["outbox_depth"] == 0, acc
     assert acc["outside"] == {}, f"stored seqs outside 1..produced or from unknown devices: {acc['outside']}"
