@@ -106,7 +106,7 @@ def site_config(plan: Plan, ports: dict[str, int]) -> dict:
     return {
         "site": plan.site, "agent": plan.agent,
         "mqtt": {"host": "127.0.0.1", "port": ports["mqtt"]},
-        "queue": {"path": str(plan.data_dir / "edge" / "outbox.db"), "max_bytes": "256MiB"},
+        "queue": {"path": str((plan.data_dir / "edge" / "outbox.db").resolve()), "max_bytes": "256MiB"},
         "metrics": {"listen": f"127.0.0.1:{ports['agent_metrics']}"},
         "health_interval_s": 5,
         "sources": sources,

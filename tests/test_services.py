@@ -1,3 +1,4 @@
+from pathlib import Path
 import json
 import urllib.request
 
@@ -15,3 +16,18 @@ def test_private_broker_and_influx_start_on_loopback(broker, influx):
         assert resp.status == 204
     result = influx.query("SELECT v FROM m", db="t")
     assert result["results"][0]["series"][0]["values"] == [[1700000000000, 1.5]]
+
+
+def test_hinode_up_puts_the_outbox_in_its_data_dir_even_when_the_data_dir_is_relative(tmp_path, monkeypatch):
+    """With the default `--data-dir data` the outbox landed in data/edge/data/edge/outbox.db: the
+    path was relative, and the agent resolves it against its config file's folder (data/edge)."""
+    import yaml
+    from edge_agent.config import load_site_config
+    from hinode.up import Plan, site_config
+    monkeypatch.chdir(tmp_path)
+    ports = {"mqtt": 1883, "modbus": 15020, "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108}
+    config = site_config(Plan(data_dir=Path("data")), ports)
+    (tmp_path / "data" / "edge").mkdir(parents=True)
+    site_yaml = tmp_path / "data" / "edge" / "site.yaml"
+    site_yaml.write_text(yaml.safe_dump(config))
+    assert load_site_config(site_yaml).queue.path == tmp_path / "data" / "edge" / "outbox.db"
