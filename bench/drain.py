@@ -1,13 +1,15 @@
-"""Store-and-forward drain: how fast a 1,000,000-reading backlog leaves the outbox, with live data flowing.
+"""Store-and-forward drain: how fast a 1,000,000-reading backlog leaves the outbox, with live data
+flowing, and the agent's memory while it builds that backlog and while it drains it.
 
     .venv/bin/python bench/drain.py                        # 1,000,000 readings backlog, ~2 min
     .venv/bin/python bench/drain.py --readings 200000      # quicker
 
-1. Backlog, broker down: 50 devices x N envelopes of 10 readings are written into the
-   agent's SQLite outbox through ``edge_agent.queue.DurableQueue`` itself (the same code
-   path the agent commits through: seq assigned in the transaction, WAL, synchronous=FULL).
-2. ``python -m edge_agent run`` starts on that outbox with a live synthetic source (50
-   more devices, 10 values each, every 1 s) while the broker is still down.
+1. Build, broker down: ``python -m edge_agent run`` with a synthetic source of backlog
+   devices (``--build-devices`` x 10 values every ``--build-interval`` s) commits into its
+   SQLite outbox until it holds N readings, as in a long outage; then it stops cleanly.
+   Its RSS is sampled every 0.1 s (peak = VmHWM).
+2. The agent starts again on that outbox with a live synthetic source (50 more devices,
+   10 values each, every 1 s) while the broker is still down.
 3. The broker comes back with a QoS 1 subscriber on the telemetry topic, which also sends
    the ingest heartbeat, so the agent's ingest gate opens only once the subscriber
    listens (exactly how the cloud ingest works; nothing published before is lost).
@@ -20,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sqlite3
 import tempfile
@@ -28,6 +29,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -36,32 +38,58 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_harness import (Proc, Sampler, cpu_seconds, free_port, mosquitto, percentile, start_agent, status_kb,
                           write_agent_config)
-from edge_agent.queue import DurableQueue
-from edge_agent.sources.base import DeviceBatch, reading
 from hinode import contract
-from hinode.contract import DeviceKind, IngestHeartbeat
+from hinode.contract import IngestHeartbeat
 
 SITE, AGENT = "bench", "edge-01"
 READINGS_PER_ENVELOPE = 10
 
 
-async def fill_backlog(path: Path, readings: int, devices: int) -> float:
-    """Commit ``readings`` readings as 10-reading envelopes spread over ``devices`` devices."""
-    queue = DurableQueue(path, SITE, AGENT, max_bytes=4 * 1024**3)
-    await queue.open()
-    envelopes = readings // READINGS_PER_ENVELOPE
-    ts0 = int(time.time() * 1000) - envelopes // devices * 1000
-    started = time.monotonic()
-    for i in range(envelopes):
-        device, tick = i % devices, i // devices
-        ts = ts0 + tick * 1000
-        queue.put(DeviceBatch(device=f"backlog-{device:02d}", kind=DeviceKind.METER, profile="bench",
-                              readings=[reading(ts, f"value_{k}", float(tick), "W") for k in range(READINGS_PER_ENVELOPE)]))
-        if len(queue._staged) >= 5000:
-            await queue.flush()
-    await queue.flush()
-    await queue.close()
-    return time.monotonic() - started
+@dataclass
+class Memory:
+    """VmRSS samples of one agent process (MB), what its outbox held at each, and its VmHWM."""
+    samples: list[float] = field(default_factory=list)
+    stored: list[float] = field(default_factory=list)
+    hwm: float = 0.0
+
+    def sample(self, pid: int, stored: float = 0) -> None:
+        self.samples.append(status_kb(pid, "VmRSS") / 1024)
+        self.stored.append(stored)
+        self.hwm = status_kb(pid, "VmHWM") / 1024
+
+    def rss_while_stored(self, low: float, high: float) -> float:
+        """Median RSS of the samples taken while the outbox held ``low`` to ``high`` readings."""
+        return percentile([rss for rss, stored in zip(self.samples, self.stored) if low <= stored <= high], 0.5)
+
+    @property
+    def peak(self) -> float:
+        return max(self.hwm, *self.samples)
+
+
+def build_backlog(run_dir: Path, args) -> tuple[float, int, Memory]:
+    """The agent fills its own outbox with the broker down (nothing listens on its port)."""
+    build_dir = run_dir / "build"
+    build_dir.mkdir()
+    config = write_agent_config(build_dir, free_port(), [{
+        "type": "synthetic", "name": "backlog", "interval_s": args.build_interval, "metrics": READINGS_PER_ENVELOPE,
+        "devices": [{"id": f"backlog-{i:03d}"} for i in range(args.build_devices)]}],
+        queue={"path": str(run_dir / "outbox.db"), "max_bytes": "4GiB"})
+    metrics_url = f"http://{yaml.safe_load(config.read_text())['metrics']['listen']}/metrics"
+    agent = start_agent(build_dir, config)
+    memory, started, stored = Memory(), time.monotonic(), 0
+    try:
+        while stored < args.readings:
+            time.sleep(0.1)
+            if not agent.alive():
+                raise RuntimeError(f"agent exited: {(build_dir / 'agent.log').read_text()[-2000:]}")
+            try:
+                stored = agent_metrics(metrics_url)["hinode_agent_queue_readings"]
+            except OSError:
+                continue                           # /metrics not up yet
+            memory.sample(agent.pid, stored)
+    finally:
+        agent.stop()
+    return time.monotonic() - started, int(stored), memory
 
 
 def outbox_bytes(path: Path) -> int:
@@ -113,7 +141,8 @@ def read_capture(path: Path) -> list[tuple[float, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=1_000_000, help="backlog size in readings")
-    parser.add_argument("--devices", type=int, default=50, help="devices the backlog is spread over")
+    parser.add_argument("--build-devices", type=int, default=500, help="backlog devices while the broker is down")
+    parser.add_argument("--build-interval", type=float, default=0.25, help="their poll interval while building")
     parser.add_argument("--live-devices", type=int, default=50)
     parser.add_argument("--live-interval", type=float, default=1.0)
     parser.add_argument("--max-inflight", type=int, default=200, help="the agent's mqtt.max_inflight")
@@ -123,10 +152,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="drain-") as tmp:
         run_dir = Path(tmp)
         outbox = run_dir / "outbox.db"
-        fill_s = asyncio.run(fill_backlog(outbox, args.readings, args.devices))
+        build_s, built, build_memory = build_backlog(run_dir, args)
         backlog_disk = outbox_bytes(outbox)
-        print(f"backlog: {args.readings:,} readings ({args.readings // READINGS_PER_ENVELOPE:,} envelopes) "
-              f"committed in {fill_s:.1f} s; outbox on disk {backlog_disk / 1e6:.1f} MB", flush=True)
+        with sqlite3.connect(outbox) as db:
+            backlog_envelopes = db.execute("SELECT count(*) FROM outbox "
+                                           "WHERE CAST(payload AS TEXT) LIKE '%\"backlog-%'").fetchone()[0]
+        print(f"build: the agent stored {built:,} readings ({backlog_envelopes:,} backlog envelopes of "
+              f"{READINGS_PER_ENVELOPE}) with the broker down in {build_s:.1f} s; RSS peak {build_memory.peak:.1f} MB;"
+              f" RSS median {percentile(build_memory.samples, 0.5):.1f} MB, with 10-20 % of the backlog stored "
+              f"{build_memory.rss_while_stored(0.1 * built, 0.2 * built):.1f} MB, with 90-100 % "
+              f"{build_memory.rss_while_stored(0.9 * built, built):.1f} MB; outbox on disk {backlog_disk / 1e6:.1f} MB",
+              flush=True)
 
         broker_port = free_port()
         config = write_agent_config(run_dir, broker_port, [{
@@ -137,9 +173,11 @@ def main() -> None:
         agent = start_agent(run_dir, config)
         broker = subscriber = heartbeat = None
         published: list[tuple[float, float]] = []        # (time, envelopes PUBACKed so far)
-        backlog_envelopes = args.readings // READINGS_PER_ENVELOPE
+        drain_memory = Memory()
         try:
             time.sleep(3.0)                       # broker down: live data joins the backlog
+            opened_memory = Memory()
+            opened_memory.sample(agent.pid)
             broker = mosquitto(run_dir, broker_port)
             # A C subscriber (QoS 1) records receive time and payload; the analysis comes after.
             subscriber = Proc("mosquitto_sub", ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker_port), "-q", "1",
@@ -150,10 +188,10 @@ def main() -> None:
             heartbeat.start()
             sampler = Sampler(agent.pid)
             sampler.t_start, sampler.cpu_start = time.time(), cpu_seconds(agent.pid)
-            peak_rss, deadline = 0.0, time.monotonic() + args.timeout
+            deadline = time.monotonic() + args.timeout
             while time.monotonic() < deadline:
                 time.sleep(0.1)
-                peak_rss = max(peak_rss, status_kb(agent.pid, "VmRSS") / 1024)
+                drain_memory.sample(agent.pid)
                 m = agent_metrics(metrics_url)
                 published.append((time.time(), m["hinode_agent_published_envelopes_total"]))
                 if m["hinode_agent_queue_envelopes"] < 100 and published[-1][1] >= backlog_envelopes:
@@ -170,12 +208,13 @@ def main() -> None:
                 subscriber.stop()
             if broker:
                 broker.stop()
-        report(args, read_capture(run_dir / "capture.txt"), published, outbox, backlog_disk, after_disk, sampler,
-               peak_rss)
+        print(f"agent on the stored backlog, broker still down: RSS {opened_memory.samples[-1]:.1f} MB")
+        report(args, backlog_envelopes, read_capture(run_dir / "capture.txt"), published, outbox, backlog_disk,
+               after_disk, sampler, drain_memory)
 
 
-def report(args, messages: list[tuple[float, dict]], published: list[tuple[float, float]], outbox: Path,
-           backlog_disk: int, after_disk: int, sampler: Sampler, peak_rss: float) -> None:
+def report(args, target: int, messages: list[tuple[float, dict]], published: list[tuple[float, float]], outbox: Path,
+           backlog_disk: int, after_disk: int, sampler: Sampler, memory: Memory) -> None:
     received: dict[str, list[int]] = defaultdict(list)
     backlog_times = []
     for received_at, envelope in messages:
@@ -208,7 +247,6 @@ def report(args, messages: list[tuple[float, dict]], published: list[tuple[float
     drain_s = last_backlog - first_backlog
     rate = backlog_envelopes * READINGS_PER_ENVELOPE / drain_s
     # Agent side: envelopes PUBACKed by the broker (from /metrics every 0.1 s), first to last.
-    target = args.readings // READINGS_PER_ENVELOPE
     start_index = next(i for i, (_, n) in enumerate(published) if n > 0)
     started_at = published[max(0, start_index - 1)][0]      # last sample before anything was acknowledged
     done_at = next((t for t, n in published if n >= target), published[-1][0])
@@ -222,9 +260,9 @@ def report(args, messages: list[tuple[float, dict]], published: list[tuple[float
           f"{percentile(live_delays_during, 0.5) * 1000:.0f} ms, max {max(live_delays_during, default=0) * 1000:.0f} ms;"
           f" produced after it: {len(live_delays_after)} envelopes, p50 {percentile(live_delays_after, 0.5) * 1000:.0f} ms")
     print(f"agent during the drain: CPU {sampler.cpu_end - sampler.cpu_start:.1f} s over {drain_s:.1f} s, "
-          f"RSS peak {peak_rss:.1f} MB")
+          f"RSS peak {max(memory.samples):.1f} MB (VmHWM since start {memory.hwm:.1f} MB)")
     print(f"outbox on disk: {backlog_disk / 1e6:.1f} MB with the backlog "
-          f"({backlog_disk / args.readings:.0f} B/reading), {after_disk / 1e6:.1f} MB after the drain")
+          f"({backlog_disk / (target * READINGS_PER_ENVELOPE):.0f} B/reading), {after_disk / 1e6:.1f} MB after the drain")
     distinct = sum(len(set(v)) for d, v in received.items() if d != AGENT)
     print(f"sequence accounting: {expected:,} envelopes assigned a seq, {distinct:,}"
           f" distinct received, {sum(len(s) for s in stored.values())} still stored, lost {lost}, duplicates {duplicates}")

@@ -73,6 +73,13 @@ class MqttConfig(_Strict):
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF,
                                   description="how long the broker keeps commands for an offline agent")
 
+    @field_validator("reconnect_max_s")
+    @classmethod
+    def _max_not_below_min(cls, value: float, info) -> float:
+        if value < info.data.get("reconnect_min_s", 0):
+            raise ValueError(f"expected at least reconnect_min_s ({info.data['reconnect_min_s']})")
+        return value
+
 
 class CommandsConfig(_Strict):
     enabled: bool = Field(default=True, description="subscribe to this agent's commands")

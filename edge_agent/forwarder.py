@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from edge_agent.mqtt import MqttLink
-from edge_agent.queue import DurableQueue
+from edge_agent.queue import DurableQueue, OutboxRow
 from edge_agent.sources.base import wait_event
 
 log = logging.getLogger("edge_agent.forwarder")
@@ -33,8 +33,8 @@ class Forwarder:
         self.published_readings = 0
         self.rejected_envelopes = 0
         self.waiting_for_ingest = False
+        self.generation = 0        # connections lost so far: rows read before a loss are not sent
         self._acked = asyncio.Event()
-        queue.protected_ids = lambda: {row_id for row_id, _ in self.inflight.values()}
 
     def on_connected(self) -> None:
         """A (re)connect: everything stored so far that paho does not hold yet is backlog."""
@@ -43,6 +43,7 @@ class Forwarder:
     def on_disconnected(self) -> None:
         """The MQTT client dropped its unacknowledged messages: resend them from the outbox."""
         self.inflight.clear()
+        self.generation += 1
         self.cursor = self.live_cursor = 0
         if self.link is None or not self.link.stopping:
             self.queue.requeue_recent()
@@ -77,36 +78,42 @@ class Forwarder:
             if self.waiting_for_ingest:
                 log.info("cloud ingest heard; sending %d stored envelopes", self.queue.depth)
                 self.waiting_for_ingest = False
+            if self.queue.requeue_pending:
+                await self.queue.flush()      # the resend window goes out again before anything new
             free = self.window - len(self.inflight)
             if free <= 0:
                 await self._wait_ack(1.0)
                 continue
-            ids = self._next_ids(free)
-            if not ids:
+            generation = self.generation
+            rows, cursor, live_cursor = await self._next_rows(free)
+            if generation != self.generation:
+                continue                       # the connection dropped meanwhile: start over from the outbox
+            self.cursor, self.live_cursor = cursor, live_cursor
+            if not rows:
                 await self.queue.wait_changed(0.5)
                 continue
-            rows = await self.queue.load(ids)
             for row in rows:
                 mid = link.publish(self.personal_topic if row.personal else self.topic, row.payload, qos=1)
                 self.inflight[mid] = (row.id, row.readings)
 
-    def _next_ids(self, free: int) -> list[int]:
-        queue = self.queue
-        if self.cursor >= self.watermark:
-            ids = queue.ids_after(max(self.cursor, self.live_cursor), free)
-            if ids:
-                self.cursor = self.live_cursor = ids[-1]
-            return ids
-        live = queue.ids_after(max(self.live_cursor, self.watermark), max(1, free // 2))
-        backlog = queue.ids_after(self.cursor, free - len(live), upto=self.watermark)
+    async def _next_rows(self, free: int) -> tuple[list[OutboxRow], int, int]:
+        """The next rows to send and the cursors after them (applied only if no connection was lost)."""
+        queue, cursor, live_cursor = self.queue, self.cursor, self.live_cursor
+        if cursor >= self.watermark:
+            rows = await queue.next_rows(max(cursor, live_cursor), free)
+            if rows:
+                cursor = live_cursor = rows[-1].id
+            return rows, cursor, live_cursor
+        live = await queue.next_rows(max(live_cursor, self.watermark), max(1, free // 2))
+        # At least one backlog row per round, even when live data filled the free window.
+        backlog = await queue.next_rows(cursor, max(1, free - len(live)), upto=self.watermark)
         if live:
-            self.live_cursor = live[-1]
+            live_cursor = live[-1].id
         if backlog:
-            self.cursor = backlog[-1]
+            cursor = backlog[-1].id
         else:
-            self.cursor = self.watermark       # backlog drained: one stream again
-            self.cursor = max(self.cursor, self.live_cursor)
-        return backlog + live
+            cursor = max(self.watermark, live_cursor)     # backlog drained: one stream again
+        return backlog + live, cursor, live_cursor
 
     async def _wait_ack(self, timeout: float) -> None:
         await wait_event(self._acked, timeout)

@@ -21,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hinode import contract
+from hinode.backoff import Backoff
 from edge_agent.config import SiteConfig
 from edge_agent.sources.base import wait_event
 
@@ -76,10 +77,6 @@ class MqttLink:
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
         self.client = client
-        self._paho_pubackcomp = client._handle_pubackcomp
-        if all(hasattr(client, name) for name in ("_in_packet", "_out_messages", "_out_message_mutex",
-                                                   "_inflight_messages", "_update_inflight")):
-            client._handle_pubackcomp = self._handle_pubackcomp
 
     # ---------------------------------------------------------------- public
 
@@ -114,9 +111,10 @@ class MqttLink:
 
     async def _connect_loop(self) -> None:
         m = self.config.mqtt
-        delay = m.reconnect_min_s
+        backoff = Backoff(initial_s=m.reconnect_min_s, max_s=m.reconnect_max_s)
         while not self._stopping:
             self._lost.clear()
+            failure = None
             try:
                 if self.connects == 0 and self.disconnects == 0:
                     await self._loop.run_in_executor(None, self._connect_blocking)
@@ -129,15 +127,16 @@ class MqttLink:
                 # Only a connection that lasted resets the back-off: a broker that accepts us and
                 # then drops us at once (Mosquitto does after an ACL refusal) must not be hammered.
                 if time.monotonic() - up_since >= STABLE_CONNECTION_S:
-                    delay = m.reconnect_min_s
+                    backoff.reset()
             except (OSError, TimeoutError, ssl.SSLError, ConnectionError) as exc:
-                self.last_error = str(exc) or type(exc).__name__
-                log.warning("MQTT %s:%d unreachable (%s); retrying in %.1fs", m.host, m.port, self.last_error, delay)
+                failure = self.last_error = str(exc) or type(exc).__name__
                 self._drop_socket()
             if self._stopping:
                 break
+            delay = backoff.next()
+            if failure:
+                log.warning("MQTT %s:%d unreachable (%s); retrying in %.1fs", m.host, m.port, failure, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, m.reconnect_max_s)
 
     def _connect_blocking(self) -> None:
         m = self.config.mqtt
@@ -215,32 +214,6 @@ class MqttLink:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.on_puback(mid, not reason_code.is_failure)
-
-    def _handle_pubackcomp(self, cmd: str) -> MQTTErrorCode:
-        """paho's PUBACK handler with a fast path for the plain success PUBACK.
-
-        An MQTT 5 PUBACK of 2 bytes is "success, no properties" (MQTT 5 section 3.4.2.1), by far
-        the most common packet the agent reads. paho builds a ReasonCode and a Properties
-        object for each and takes ~50 us; this does the same bookkeeping (same order, under
-        the same lock) in a few. Anything else goes to paho's own handler.
-        """
-        client = self.client
-        packet = client._in_packet["packet"]
-        if cmd != "PUBACK" or len(packet) != 2:
-            return self._paho_pubackcomp(cmd)
-        mid = packet[0] << 8 | packet[1]
-        with client._out_message_mutex:
-            message = client._out_messages.get(mid)
-            if message is None:
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-            self.on_puback(mid, True)
-            del client._out_messages[mid]
-            message.info._set_as_published()
-            if message.qos > 0:
-                client._inflight_messages -= 1
-                if client._max_inflight_messages > 0:
-                    return client._update_inflight()
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _on_socket_open(self, client, userdata, sock) -> None:
         # Called from the connect worker thread.

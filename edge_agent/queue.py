@@ -9,6 +9,12 @@ Sequence numbers are assigned inside the same transaction that stores the envelo
 so they survive restarts and a crash never leaves a gap in them. Beyond ``max_bytes``
 the oldest envelopes are dropped, counted, and logged.
 
+Memory does not grow with the backlog: only totals (envelopes, bytes, readings, last id)
+are kept, SQLite answers "the next envelopes after id X" from its primary key, and
+drop-oldest runs in SQL. What is kept per envelope is bounded by the in-flight window
+(envelopes handed to the MQTT client) and by the resend window (acknowledged envelopes, as
+runs of consecutive ids per flush).
+
 SQLite calls run on one dedicated worker thread: fsync blocks for milliseconds to
 tens of milliseconds on an SD card, and the event loop must keep polling meters.
 """
@@ -16,7 +22,6 @@ tens of milliseconds on an SD card, and the event loop must keep polling meters.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import sqlite3
 import time
@@ -26,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hinode.contract import TelemetryEnvelope, is_personal
+from edge_agent import id_runs
+from edge_agent.id_runs import LAST_ID, Run
 from edge_agent.sources.base import DeviceBatch, wait_event
 
 log = logging.getLogger("edge_agent.queue")
@@ -50,6 +57,27 @@ class OutboxRow:
     personal: int = 0          # a personal kind (vitals): published on the personal topic
 
 
+@dataclass(slots=True)
+class Delivered:
+    """The envelopes the broker acknowledged before one flush; on disk until the window passes."""
+    acked_at: float
+    runs: list[Run]
+    envelopes: int
+    bytes: int
+    readings: int
+
+
+@dataclass(slots=True)
+class CommitResult:
+    first_id: int
+    envelopes: int
+    bytes: int
+    readings: int
+    seq: dict[str, int]
+    dropped: tuple[int, int, int, int, int]   # envelopes, bytes, readings; of them lost: envelopes, readings
+    min_id: int
+
+
 class DurableQueue:
     def __init__(self, path: Path, site: str, agent: str, max_bytes: int, commit_interval_ms: int = 100,
                  resend_window_s: float = 5.0):
@@ -60,22 +88,22 @@ class DurableQueue:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-db")
         self._db: sqlite3.Connection | None = None
         self._staged: list[DeviceBatch] = []
-        self._deletes: list[int] = []                   # delivered ids whose resend window has passed
+        self._deletes: list[Run] = []                 # delivered runs whose resend window has passed
         # Delivered (PUBACKed) envelopes stay on disk for resend_window_s: a broker that stops
         # loses what it was still passing on (Mosquitto 2.0.11 with shared subscriptions), and
         # those are the envelopes it acknowledged just before the connection dropped.
         self.resend_window = resend_window_s
-        # (row id, acked at, size) in ack order: a deque of tuples, half the memory of an
-        # OrderedDict while a backlog drains at ~15k envelopes/s through a 5 s window.
-        self._delivered: deque[tuple[int, float, tuple[int, int]]] = deque()
+        self._delivered: deque[Delivered] = deque()
         self.resent_after_reconnect = 0
-        self._resent: set[int] = set()      # requeued after delivery: dropping them loses nothing
-        self._acks: list[tuple[int, float]] = []
+        self._resent: list[Run] = []        # requeued after delivery: dropping them loses nothing
+        self._acks: list[int] = []
         self._requeue = False
+        # Handed to the MQTT client by next_rows() and not acknowledged yet: never dropped (the
+        # client may still deliver them). Written by the worker thread, emptied on the loop.
+        self._handed: dict[int, tuple[int, int]] = {}     # id -> (bytes, readings)
         self._seq: dict[str, int] = {}
-        self._sizes: dict[int, tuple[int, int]] = {}   # id -> (bytes, readings), insertion-ordered
-        self._order: list[int] = []                       # ids ever stored this run, ascending; may hold deleted ids
         self._max_id = 0
+        self.depth = 0                  # stored envelopes not delivered (the resend window aside)
         self.bytes = 0
         self.readings = 0
         self.dropped_readings = 0
@@ -87,8 +115,6 @@ class DurableQueue:
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._closing = False
-        # Set by the forwarder: ids handed to the MQTT client and not yet acknowledged.
-        self.protected_ids = lambda: set()
 
     # ---------------------------------------------------------------- life cycle
 
@@ -106,19 +132,16 @@ class DurableQueue:
         if "personal" not in columns:     # an outbox written before personal data had its own topic
             db.execute("ALTER TABLE outbox ADD COLUMN personal INTEGER NOT NULL DEFAULT 0")
         self._seq = dict(db.execute("SELECT device, seq FROM device_seq"))
-        for row_id, size, readings in db.execute("SELECT id, length(payload), readings FROM outbox ORDER BY id"):
-            self._sizes[row_id] = (size, readings)
-            self._order.append(row_id)
-            self._max_id = row_id
-            self.bytes += size
-            self.readings += readings
+        self.depth, self.bytes, self.readings, self._max_id = db.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0), coalesce(sum(readings), 0), coalesce(max(id), 0)"
+            " FROM outbox").fetchone()
         counters = dict(db.execute("SELECT name, value FROM counters"))
         self.dropped_readings = counters.get("dropped_readings", 0)
         self.dropped_envelopes = counters.get("dropped_envelopes", 0)
         self._db = db
-        if self._sizes:
+        if self.depth:
             log.info("outbox %s holds %d envelopes (%d readings) from before; replaying", self.path,
-                     len(self._sizes), self.readings)
+                     self.depth, self.readings)
 
     async def close(self) -> None:
         self._closing = True          # a clean stop: what the broker acknowledged needs no resend
@@ -143,94 +166,107 @@ class DurableQueue:
         if len(self._staged) >= 5000:
             self._wake.set()
 
+    @property
+    def staged(self) -> int:
+        return len(self._staged)
+
     def ack(self, row_id: int) -> None:
         """The broker acknowledged this envelope: delivered; deleted once its resend window passed.
 
         Applied at the next flush, on the event loop, while no commit reads the in-memory view.
         """
-        self._acks.append((row_id, time.monotonic()))
+        self._acks.append(row_id)
 
     def requeue_recent(self) -> None:
-        """The connection dropped: envelopes acknowledged within the resend window go out again
-        (applied at the next flush, before the forwarder can send anything on a new connection)."""
+        """The connection dropped: envelopes acknowledged within the resend window go out again,
+        and those handed to the MQTT client are no longer in flight (applied at the next flush;
+        ``requeue_pending`` tells the sender to flush before it sends on a new connection)."""
         self._requeue = True
 
-    def _take_acks(self) -> None:
-        acks, self._acks = self._acks, []
-        for row_id, acked_at in acks:
-            size = self._sizes.pop(row_id, None)
-            if size is None:
-                continue
-            self.bytes -= size[0]
-            self.readings -= size[1]
-            self._resent.discard(row_id)
-            self._delivered.append((row_id, acked_at, size))
-
-    def _requeue_delivered(self) -> int:
-        if not self._delivered:
-            return 0
-        for row_id, _, size in self._delivered:
-            self._sizes[row_id] = size
-            self.bytes += size[0]
-            self.readings += size[1]
-            index = bisect.bisect_left(self._order, row_id)
-            if index == len(self._order) or self._order[index] != row_id:
-                self._order.insert(index, row_id)
-        count = len(self._delivered)
-        self._resent.update(row_id for row_id, _, _ in self._delivered)
-        self._delivered.clear()
-        self._sizes = dict(sorted(self._sizes.items()))     # oldest first, for drop-oldest
-        self.resent_after_reconnect += count
-        log.info("connection lost: %d envelopes the broker acknowledged in the last %.0fs go out again",
-                 count, self.resend_window)
-        return count
-
-    def _expired_deliveries(self, everything: bool = False) -> list[int]:
-        cutoff = time.monotonic() - self.resend_window
-        expired = []
-        delivered = self._delivered
-        while delivered:
-            row_id, acked_at, _ = delivered[0]
-            if acked_at > cutoff and not everything:
-                break
-            delivered.popleft()
-            expired.append(row_id)
-        return expired
-
     @property
-    def depth(self) -> int:
-        return len(self._sizes)
-
-    def ids_after(self, cursor: int, limit: int, upto: int | None = None) -> list[int]:
-        """Ids of stored envelopes with id > cursor (and ≤ upto), oldest first."""
-        if len(self._order) > 2 * len(self._sizes) + 1024:
-            self._order = sorted(self._sizes)
-        out = []
-        order, sizes = self._order, self._sizes
-        for index in range(bisect.bisect_right(order, cursor), len(order)):
-            row_id = order[index]
-            if upto is not None and row_id > upto:
-                break
-            if row_id in sizes:
-                out.append(row_id)
-                if len(out) >= limit:
-                    break
-        return out
+    def requeue_pending(self) -> bool:
+        return self._requeue and not self._closing
 
     @property
     def last_id(self) -> int:
         return self._max_id
 
-    async def load(self, ids: list[int]) -> list[OutboxRow]:
-        if not ids:
-            return []
-        return await self._run(self._load_sync, ids)
+    @property
+    def resend_window_envelopes(self) -> int:
+        return sum(chunk.envelopes for chunk in self._delivered)
 
-    def _load_sync(self, ids: list[int]) -> list[OutboxRow]:
-        marks = ",".join("?" * len(ids))
-        rows = self._db.execute(f"SELECT id, payload, readings, personal FROM outbox WHERE id IN ({marks}) ORDER BY id",
-                                ids)
-        return [OutboxRow(*row) for row in rows]
+    @property
+    def resend_window_runs(self) -> int:
+        return sum(len(chunk.runs) for chunk in self._delivered)
+
+    def _take_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        ids, size, readings = [], 0, 0
+        for row_id in acks:
+            handed = self._handed.pop(row_id, None)
+            if handed is None:            # not handed out (or acknowledged twice): nothing to account
+                continue
+            ids.append(row_id)
+            size += handed[0]
+            readings += handed[1]
+        if not ids:
+            return
+        self.depth -= len(ids)
+        self.bytes -= size
+        self.readings -= readings
+        ids.sort()
+        self._delivered.append(Delivered(time.monotonic(), id_runs.runs_of(ids), len(ids), size, readings))
+
+    def _requeue_delivered(self) -> int:
+        self._handed.clear()
+        if not self._delivered:
+            return 0
+        count = 0
+        for chunk in self._delivered:
+            self.depth += chunk.envelopes
+            self.bytes += chunk.bytes
+            self.readings += chunk.readings
+            count += chunk.envelopes
+        self._resent = id_runs.merged(self._resent + [run for chunk in self._delivered for run in chunk.runs])
+        self._delivered.clear()
+        self.resent_after_reconnect += count
+        log.info("connection lost: %d envelopes the broker acknowledged in the last %.0fs go out again",
+                 count, self.resend_window)
+        return count
+
+    def _expired_deliveries(self, everything: bool = False) -> list[Run]:
+        cutoff = time.monotonic() - self.resend_window
+        expired: list[Run] = []
+        delivered = self._delivered
+        while delivered and (everything or delivered[0].acked_at <= cutoff):
+            expired += delivered.popleft().runs
+        return expired
+
+    def _delivered_runs(self) -> list[Run]:
+        return id_runs.merged(run for chunk in self._delivered for run in chunk.runs)
+
+    async def next_rows(self, after: int, limit: int, upto: int | None = None) -> list[OutboxRow]:
+        """Up to ``limit`` stored envelopes with id > after (and ≤ upto) not yet delivered, oldest
+        first. They count as handed to the MQTT client — never dropped — until acknowledged or
+        ``requeue_recent()``."""
+        if limit <= 0:
+            return []
+        delivered = self._delivered_runs() if self._delivered else []
+        if delivered and delivered[-1][1] <= after:
+            delivered = []                # the usual case: everything delivered lies behind the cursor
+        return await self._run(self._next_rows_sync, after, limit, LAST_ID if upto is None else upto, delivered)
+
+    def _next_rows_sync(self, after: int, limit: int, upto: int, delivered: list[Run]) -> list[OutboxRow]:
+        rows: list[OutboxRow] = []
+        for start, end in id_runs.gaps(delivered, after, upto):
+            rows += (OutboxRow(*row) for row in self._db.execute(
+                "SELECT id, payload, readings, personal FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (start, end, limit - len(rows))))
+            if len(rows) >= limit:
+                break
+        for row in rows:
+            self._handed[row.id] = (len(row.payload), row.readings)
+        return rows
 
     async def wait_changed(self, timeout: float) -> None:
         await wait_event(self._changed, timeout)
@@ -259,20 +295,20 @@ class DurableQueue:
             if not self._staged and not self._deletes:
                 return
             staged, self._staged = self._staged, []
-            acked, self._deletes = self._deletes, []
+            deletes, self._deletes = self._deletes, []
             try:
-                protected = self.protected_ids()
-                resent = set(self._resent)
-                first_id, rows, seq, dropped = await self._run(self._commit_sync, staged, acked, protected, resent)
+                result = await self._run(self._commit_sync, staged, deletes, self.bytes, self._delivered_runs(),
+                                         list(self._resent))
             except BaseException:
                 self._staged[:0] = staged
-                self._deletes[:0] = acked
+                self._deletes[:0] = deletes
                 raise
-            self._apply(first_id, rows, seq, acked, dropped)
+            self._apply(result)
         self._changed.set()
 
-    def _commit_sync(self, staged: list[DeviceBatch], acked: list[int], protected: set[int], resent: set[int]):
-        """One transaction on the worker thread; it only reads the in-memory view."""
+    def _commit_sync(self, staged: list[DeviceBatch], deletes: list[Run], pending_bytes: int,
+                     delivered: list[Run], resent: list[Run]) -> CommitResult:
+        """One transaction on the worker thread; it reads only its arguments and ``_handed``."""
         db = self._db
         seq = dict(self._seq)
         rows = []
@@ -285,78 +321,76 @@ class DurableQueue:
                 profile=batch.profile, seq=seq[batch.device], readings=batch.readings, meta=batch.meta)
             rows.append((envelope.model_dump_json().encode(), len(batch.readings), is_personal(batch.kind)))
         first_id = self._max_id + 1
+        size, readings = sum(len(p) for p, _, _ in rows), sum(n for _, n, _ in rows)
         db.execute("BEGIN IMMEDIATE")
         try:
-            if acked:
-                db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in acked))
+            if deletes:
+                db.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", deletes)
             if rows:
                 db.executemany("INSERT INTO outbox (id, payload, readings, personal) VALUES (?, ?, ?, ?)",
                                ((first_id + i, payload, n, personal) for i, (payload, n, personal) in enumerate(rows)))
                 db.executemany("INSERT INTO device_seq (device, seq) VALUES (?, ?) "
                                "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq",
                                ((d, seq[d]) for d in touched))
-            dropped = self._drop_oldest_sync(db, sum(len(p) for p, _, _ in rows), acked, protected, resent)
+            dropped = self._drop_oldest_sync(db, pending_bytes + size - self.max_bytes, delivered, resent)
+            min_id = db.execute("SELECT coalesce(min(id), 0) FROM outbox").fetchone()[0] if resent else 0
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return first_id, [(len(p), n) for p, n, _ in rows], seq, dropped
+        return CommitResult(first_id, len(rows), size, readings, seq, dropped, min_id)
 
-    def _apply(self, first_id: int, rows: list[tuple[int, int]], seq: dict, acked: list[int],
-               dropped: list[int]) -> None:
-        """Update the in-memory view on the event loop, after the commit succeeded."""
-        self._seq = seq
-        for row_id in acked:
-            size = self._sizes.pop(row_id, None)
-            if size:
-                self.bytes -= size[0]
-                self.readings -= size[1]
-        for i, (size, n) in enumerate(rows):
-            self._sizes[first_id + i] = (size, n)
-            self._order.append(first_id + i)
-            self.bytes += size
-            self.readings += n
-        if rows:
-            self._max_id = first_id + len(rows) - 1
-            self.committed_envelopes += len(rows)
-        for row_id in dropped:
-            size = self._sizes.pop(row_id)
-            self.bytes -= size[0]
-            self.readings -= size[1]
-            if row_id in self._resent:        # the broker had it once already: not a loss
-                self._resent.discard(row_id)
-                continue
-            self.dropped_envelopes += 1
-            self.dropped_readings += size[1]
+    def _apply(self, result: CommitResult) -> None:
+        """Update the totals on the event loop, after the commit succeeded."""
+        self._seq = result.seq
+        if result.envelopes:
+            self._max_id = result.first_id + result.envelopes - 1
+            self.committed_envelopes += result.envelopes
+            self.depth += result.envelopes
+            self.bytes += result.bytes
+            self.readings += result.readings
+        envelopes, size, readings, lost, lost_readings = result.dropped
+        self.depth -= envelopes
+        self.bytes -= size
+        self.readings -= readings
+        self.dropped_envelopes += lost
+        self.dropped_readings += lost_readings
+        if self._resent and result.min_id:     # runs below every stored id can never be dropped
+            self._resent = [run for run in self._resent if run[1] >= result.min_id]
         self.commits += 1
 
-    def _drop_oldest_sync(self, db: sqlite3.Connection, incoming: int, acked: list[int],
-                          protected: set[int], resent: set[int]) -> list[int]:
-        """Ids to drop so the outbox stays within max_bytes (deleted in the open transaction).
+    def _drop_oldest_sync(self, db: sqlite3.Connection, excess: int, delivered: list[Run],
+                          resent: list[Run]) -> tuple[int, int, int, int, int]:
+        """Delete the oldest stored envelopes (in the open transaction) until ``excess`` bytes are freed.
 
-        Envelopes already handed to the MQTT client are not dropped: it resends them after
-        a reconnect, so they are not lost, and counting them as dropped would be a lie.
+        Envelopes handed to the MQTT client are not dropped: it may still deliver them, and
+        counting them as dropped would be a lie; delivered ones stay for their resend window.
         """
-        acked_set = set(acked)
-        projected = self.bytes + incoming - sum(self._sizes.get(i, (0, 0))[0] for i in acked_set)
-        if projected <= self.max_bytes:
-            return []
-        dropped, lost, readings = [], 0, 0
-        for row_id, (size, n) in self._sizes.items():
-            if projected <= self.max_bytes:
-                break
-            if row_id in acked_set or row_id in protected:
-                continue
-            dropped.append(row_id)
-            projected -= size
-            if row_id not in resent:          # resent after delivery: the broker had it once
-                lost += 1
+        if excess <= 0:
+            return 0, 0, 0, 0, 0
+        victims, size, readings, lost, lost_readings = [], 0, 0, 0, 0
+        for start, end in id_runs.gaps(delivered, 0):
+            cursor = db.execute("SELECT id, length(payload), readings FROM outbox WHERE id > ? AND id <= ? ORDER BY id",
+                                (start, end))
+            for row_id, row_size, n in cursor:
+                if row_id in self._handed:
+                    continue
+                victims.append((row_id,))
+                size += row_size
                 readings += n
-        if dropped:
-            db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in dropped))
-            for name, n in (("dropped_envelopes", lost), ("dropped_readings", readings)):
+                if not id_runs.contains(resent, row_id):      # resent after delivery: the broker had it once
+                    lost += 1
+                    lost_readings += n
+                if size >= excess:
+                    break
+            cursor.close()
+            if size >= excess:
+                break
+        if victims:
+            db.executemany("DELETE FROM outbox WHERE id = ?", victims)
+            for name, n in (("dropped_envelopes", lost), ("dropped_readings", lost_readings)):
                 db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
                            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
             log.warning("outbox full (%d bytes max): dropped the %d oldest envelopes (%d readings)",
-                        self.max_bytes, lost, readings)
-        return dropped
+                        self.max_bytes, lost, lost_readings)
+        return len(victims), size, readings, lost, lost_readings

@@ -48,6 +48,8 @@ def test_a_good_config_is_accepted(tmp_path):
      "queue.max_bytes: expected a size like 512MiB, 2GB or a number of bytes (got 'lots')"),
     (GOOD + "mqtt: {port: 70000}\n",
      "mqtt.port: Input should be less than or equal to 65535 (got 70000)"),
+    (GOOD + "mqtt: {reconnect_min_s: 5, reconnect_max_s: 2}\n",
+     "mqtt.reconnect_max_s: expected at least reconnect_min_s (5.0) (got 2)"),
     (GOOD + "mqtt: {tls: {ca: /nonexistent/ca.pem}}\n",
      "mqtt.tls.ca: expected a readable file (got '/nonexistent/ca.pem')"),
     (GOOD + "sorces: []\n",

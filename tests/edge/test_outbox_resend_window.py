@@ -22,6 +22,11 @@ def rows_on_disk(path) -> list[int]:
         return [row for (row,) in db.execute("SELECT id FROM outbox ORDER BY id")]
 
 
+async def pending_ids(queue: DurableQueue) -> list[int]:
+    """What the forwarder would send next (and now holds as handed to the MQTT client)."""
+    return [row.id for row in await queue.next_rows(0, 100)]
+
+
 def test_acknowledged_envelopes_come_back_after_a_connection_loss_and_expire_after_the_window(tmp_path):
     async def scenario():
         queue = DurableQueue(tmp_path / "outbox.db", "plant-a", "edge-1", max_bytes=10_000_000,
@@ -31,21 +36,21 @@ def test_acknowledged_envelopes_come_back_after_a_connection_loss_and_expire_aft
             for ts in range(1, 7):
                 queue.put(batch("pm-1", 1_700_000_000_000 + ts))
             await queue.flush()
-            ids = queue.ids_after(0, 100)
+            ids = await pending_ids(queue)
             assert len(ids) == 6 and queue.depth == 6 and queue.readings == 12
 
             for row_id in ids[:4]:                   # the broker PUBACKed four
                 queue.ack(row_id)
             await queue.flush()
-            assert queue.ids_after(0, 100) == ids[4:] and queue.depth == 2 and queue.readings == 4
+            assert await pending_ids(queue) == ids[4:] and queue.depth == 2 and queue.readings == 4
             assert rows_on_disk(queue.path) == ids, "acknowledged rows stay on disk for the window"
 
             queue.requeue_recent()                   # the connection dropped unexpectedly
             await queue.flush()
-            assert queue.ids_after(0, 100) == ids and queue.depth == 6 and queue.readings == 12
+            rows = await queue.next_rows(0, 100)
+            assert [row.id for row in rows] == ids and queue.depth == 6 and queue.readings == 12
             assert queue.resent_after_reconnect == 4
-            resent = await queue.load(ids[:4])
-            assert [decode_telemetry(row.payload).seq for row in resent] == [1, 2, 3, 4]
+            assert [decode_telemetry(row.payload).seq for row in rows[:4]] == [1, 2, 3, 4]
 
             for row_id in ids:                       # all delivered on the new connection
                 queue.ack(row_id)
@@ -58,7 +63,7 @@ def test_acknowledged_envelopes_come_back_after_a_connection_loss_and_expire_aft
 
             queue.put(batch("pm-1", 1_700_000_000_100))
             await queue.flush()
-            [last] = queue.ids_after(0, 100)
+            [last] = await pending_ids(queue)
             queue.ack(last)
         finally:
             await queue.close()                      # a clean stop: nothing to resend
