@@ -58,7 +58,8 @@ class Agent:
         self.link = MqttLink(config, self.status_topic, self._status_payload("offline"),
                              on_puback=self._on_puback, on_connect=self._on_connect,
                              on_disconnect=self._on_disconnect,
-                             on_command=self.commands.submit if self.commands else None)
+                             on_command=self.commands.submit if self.commands else None,
+                             on_unrouted=self._on_unrouted)
         self._catalog_dirty = asyncio.Event()
         self.runners: list[SourceRunner] = []
         self.started = time.monotonic()
@@ -87,6 +88,14 @@ class Agent:
         self.forwarder.on_disconnected()
         if self.results:
             self.results.on_disconnected()
+
+    def _on_unrouted(self, mid: int) -> None:
+        """A publish that reached no subscriber: telemetry and results are sent again, the catalog too."""
+        if self.forwarder.on_unrouted(mid):
+            return
+        if self.results is not None and self.results.inflight.pop(mid, None) is not None:
+            return                            # still in the ledger: the sender sends it again
+        self._catalog_dirty.set()
 
     def _on_puback(self, mid: int, ok: bool) -> None:
         if self.results is None or not self.results.on_puback(mid, ok):
@@ -206,6 +215,7 @@ class Agent:
             "published_readings_total": f.published_readings,
             "published_envelopes_total": f.published_envelopes,
             "rejected_envelopes_total": f.rejected_envelopes,
+            "unrouted_envelopes_total": f.unrouted_envelopes,
             "inflight": len(f.inflight),
             "internal_errors_total": self.internal_errors,
             "readings_total": sum(s["readings_total"] for s in per_source.values()),

@@ -16,6 +16,7 @@ from edge_agent.queue import DurableQueue, OutboxRow
 from edge_agent.sources.base import wait_event
 
 log = logging.getLogger("edge_agent.forwarder")
+UNROUTED_HOLD_S = 1.0
 
 
 class Forwarder:
@@ -34,6 +35,8 @@ class Forwarder:
         self.rejected_envelopes = 0
         self.waiting_for_ingest = False
         self.generation = 0        # connections lost so far: rows read before a loss are not sent
+        self.unrouted_envelopes = 0
+        self._hold_until = 0.0
         self._acked = asyncio.Event()
 
     def on_connected(self) -> None:
@@ -48,6 +51,20 @@ class Forwarder:
         if self.link is None or not self.link.stopping:
             self.queue.requeue_recent()
         self._acked.set()
+
+    def on_unrouted(self, mid: int) -> bool:
+        """The broker answered "no matching subscribers": the envelope reached nobody. It is not
+        acknowledged (it stays in the outbox) and the stream starts over from the outbox once an
+        ingest is heard again. True when the mid was one of ours."""
+        entry = self.inflight.pop(mid, None)
+        if entry is None:
+            return False
+        self.unrouted_envelopes += 1
+        self.generation += 1                  # rows being read now are not sent
+        self.cursor = self.live_cursor = 0    # resend from the oldest stored envelope
+        self._hold_until = asyncio.get_running_loop().time() + UNROUTED_HOLD_S
+        self._acked.set()
+        return True
 
     def on_puback(self, mid: int, ok: bool) -> None:
         entry = self.inflight.pop(mid, None)
@@ -78,6 +95,10 @@ class Forwarder:
             if self.waiting_for_ingest:
                 log.info("cloud ingest heard; sending %d stored envelopes", self.queue.depth)
                 self.waiting_for_ingest = False
+            hold = self._hold_until - asyncio.get_running_loop().time()
+            if hold > 0:                      # nobody subscribed a moment ago: no resend storm
+                await asyncio.sleep(hold)
+                continue
             if self.queue.requeue_pending:
                 await self.queue.flush()      # the resend window goes out again before anything new
             free = self.window - len(self.inflight)

@@ -41,6 +41,8 @@ AGENT_FIGURES = [
      "Envelopes the broker acknowledged (PUBACK)"),
     ("rejected_envelopes_total", "hinode_agent_rejected_envelopes_total", True,
      "Envelopes the broker refused (error PUBACK, e.g. not authorized)"),
+    ("unrouted_envelopes_total", "hinode_agent_unrouted_envelopes_total", True,
+     "Envelopes the broker answered 'no matching subscribers' (kept in the outbox and sent again)"),
     ("inflight", "hinode_agent_inflight", False, "Envelopes published and awaiting their PUBACK"),
     ("internal_errors_total", "hinode_agent_internal_errors_total", True,
      "Internal loops that failed and were restarted (a bug: see the log)"),

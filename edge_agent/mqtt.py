@@ -26,6 +26,7 @@ from edge_agent.config import SiteConfig
 from edge_agent.sources.base import wait_event
 
 log = logging.getLogger("edge_agent.mqtt")
+NO_MATCHING_SUBSCRIBERS = 0x10     # MQTT 5 PUBACK reason code
 STABLE_CONNECTION_S = 10.0
 
 
@@ -33,13 +34,16 @@ class MqttLink:
     def __init__(self, config: SiteConfig, will_topic: str, will_payload: bytes,
                  on_puback: Callable[[int, bool], None], on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
-                 on_command: Callable[[str, bytes], None] | None = None):
+                 on_command: Callable[[str, bytes], None] | None = None,
+                 on_unrouted: Callable[[int], None] | None = None):
         self.config = config
         self.on_puback = on_puback
         self.on_command = on_command
+        self.on_unrouted = on_unrouted
         self._command_filter = contract.command_filter(config.site, config.agent)
         self._command_prefix = self._command_filter.removesuffix("#")
         self.session_present = False
+        self.unrouted = 0
         self.on_connect_cb = on_connect
         self.on_disconnect_cb = on_disconnect
         self.ingest_heard = asyncio.Event()
@@ -213,6 +217,15 @@ class MqttLink:
             self.on_command(msg.topic, msg.payload)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if reason_code.value == NO_MATCHING_SUBSCRIBERS and self.on_unrouted is not None:
+            # The broker took it and handed it to nobody (paho counts that a success). Seen when
+            # Mosquitto restored an ingest's session without its shared subscription: the
+            # heartbeat gate was open, the data went nowhere. Hold everything until an ingest is
+            # heard again; the message stays in the outbox.
+            self.last_heartbeat = 0.0
+            self.unrouted += 1
+            self.on_unrouted(mid)
+            return
         self.on_puback(mid, not reason_code.is_failure)
 
     def _on_socket_open(self, client, userdata, sock) -> None:
