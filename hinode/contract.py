@@ -353,6 +353,14 @@ def encode(model: BaseModel) -> bytes:
     return model.model_dump_json(exclude_defaults=False).encode()
 
 
+def _refusal(exc: ValidationError) -> ContractError:
+    """The first problem, where it is, and how many there were; JSON that does not parse is malformed_json."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    code = "malformed_json" if first["type"] == "json_invalid" else "invalid"
+    return ContractError(code, f"{where}: {first['msg']} ({exc.error_count()} error(s))")
+
+
 def decode_telemetry(payload: bytes, topic: str | None = None) -> TelemetryEnvelope:
     """Parse and validate a telemetry payload, raising ContractError with a reason code."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -371,9 +379,7 @@ def decode_telemetry(payload: bytes, topic: str | None = None) -> TelemetryEnvel
     try:
         envelope = TelemetryEnvelope.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ContractError("invalid", f"{where}: {first['msg']} ({exc.error_count()} error(s))") from None
+        raise _refusal(exc) from None
     if topic is not None:
         parsed = parse_topic(topic)
         if parsed is None or parsed[:2] != (envelope.site, envelope.agent):
@@ -387,10 +393,7 @@ def _decode_model(model: type[BaseModel], payload: bytes, topic: str | None):
     try:
         value = model.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        code = "malformed_json" if first["type"] == "json_invalid" else "invalid"
-        raise ContractError(code, f"{where}: {first['msg']} ({exc.error_count()} error(s))") from None
+        raise _refusal(exc) from None
     if topic is not None:
         parsed = parse_topic(topic)
         if parsed is None or parsed[:2] != (value.site, value.agent):
