@@ -91,6 +91,8 @@ class IngestConfig(_Strict):
     max_pending_dead_letters: int = Field(default=1000, ge=1, description="dead letters awaiting the broker's "
                                           "PUBACK before the writer takes no new batch (bounds memory in a flood)")
     heartbeat_s: float = Field(default=1.0, gt=0, description="how often a subscribed ingest tells agents it listens")
+    health_interval_s: float = Field(default=10.0, gt=0, description="how often the ingest writes its own health to "
+                                     "InfluxDB (measurements hinode_ingest and hinode_ingest_dead_letters)")
     max_future_s: float = Field(default=300.0, gt=0, description="readings further ahead of the ingest's clock are "
                                 "dead-lettered as clock_skew")
     max_past_s: float = Field(default=30 * 86400.0, gt=0, description="readings further behind the ingest's clock are "

@@ -22,6 +22,7 @@ from collections import deque
 
 from cloud.config import CloudConfig
 from cloud.influx import InfluxClient
+from cloud.ingest.health import HealthWriter
 from cloud.ingest.link import LinkHandlers, LinkSettings, MqttLink, PublishHandle
 from cloud.ingest.mqtt_codec import reason_text
 from cloud.ingest.metrics import ingest_registry
@@ -103,6 +104,8 @@ class IngestService:
         self._stopped = False
         self.link = self._make_link()
         self.metrics_registry = ingest_registry(self)   # served by run_ingest on ingest.metrics_listen
+        # hinode_ingest / hinode_ingest_dead_letters in InfluxDB every ingest.health_interval_s (cloud/ingest/health.py)
+        self.health = HealthWriter(self.stats, self.influx, ingest.health_interval_s, self._closing)
 
     # ------------------------------------------------------------ MQTT wiring
 
@@ -168,6 +171,7 @@ class IngestService:
         self._thread = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
         self._thread.start()
         threading.Thread(target=self._run_heartbeat, name="ingest-heartbeat", daemon=True).start()
+        self.health.start()
         self.link.start()
 
     def wait_ready(self, timeout: float) -> bool:
