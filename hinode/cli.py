@@ -5,6 +5,7 @@
     hinode cloud ...                    = python -m cloud ...
     hinode sim ...                      = python -m simulators ...
     hinode security ...                 = python -m hinode.security ... (MQTT certs/ACL, API token hashes)
+    hinode dashboards ...               = python -m dashboards ... (Grafana: export DIR, deploy DIR --url)
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def _delegate(module: str, args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    delegates = {"agent": "edge_agent", "cloud": "cloud", "sim": "simulators", "security": "hinode.security"}
+    delegates = {"agent": "edge_agent", "cloud": "cloud", "sim": "simulators", "security": "hinode.security",
+                 "dashboards": "dashboards"}
     if argv and argv[0] in delegates:
         return _delegate(delegates[argv[0]], argv[1:])
     parser = argparse.ArgumentParser(prog="hinode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

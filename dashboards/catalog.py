@@ -1,0 +1,44 @@
+"""Every generated board, in every language: the one list export, deploy and the tests read."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from dashboards import operations, site_energy
+from dashboards.common import LANGUAGES
+
+BOARDS: dict[str, Callable[[str], dict]] = {
+    site_energy.BASE_UID: site_energy.build,
+    operations.BASE_UID: operations.build,
+}
+
+
+def all_dashboards() -> dict[str, dict]:
+    """uid -> dashboard JSON, each board in English (``-en``) and Japanese (``-ja``)."""
+    boards = {}
+    for build in BOARDS.values():
+        for lang in LANGUAGES:
+            data = build(lang)
+            boards[data["uid"]] = data
+    return boards
+
+
+def _panels(dashboard_json: dict) -> list[dict]:
+    panels = []
+    for panel in dashboard_json.get("panels", []):
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))     # panels inside collapsed rows
+    return panels
+
+
+def panel_queries(dashboard_json: dict) -> list[tuple[str, str, str]]:
+    """(panel title, refId, InfluxQL text) of every target of every panel, in board order."""
+    return [(panel.get("title", ""), target.get("refId", ""), target.get("query", ""))
+            for panel in _panels(dashboard_json) for target in panel.get("targets", []) or []
+            if not target.get("hide")]
+
+
+def variable_queries(dashboard_json: dict) -> list[tuple[str, str]]:
+    """(variable name, InfluxQL text) of every query variable."""
+    return [(variable["name"], variable["query"]) for variable in dashboard_json.get("templating", {}).get("list", [])
+            if variable.get("type") == "query"]
