@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,7 +26,37 @@ class ServiceError(RuntimeError):
     pass
 
 
+_ISSUED_PORTS: set[int] = set()
+_LOWEST_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A free loopback port for a service we start, chosen BELOW the kernel's ephemeral range.
+
+    Port 0 would give an ephemeral port, the range outgoing connections use: another process's
+    connection could take it between this check and the service's bind ("address already in
+    use" in a CI run). Ports are not handed out twice by one process.
+    """
+    high = _ephemeral_low()
+    if high - _LOWEST_PORT >= 1000:
+        for _ in range(200):
+            port = random.randrange(_LOWEST_PORT, high)
+            if port in _ISSUED_PORTS:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _ISSUED_PORTS.add(port)
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
