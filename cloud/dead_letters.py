@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import ssl
 import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud.config import DeadLetterConfig, MqttConfig
+from cloud.mqtt_client import JitteredReconnect, new_client
+from cloud.status import RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from hinode import contract
 
 log = logging.getLogger(__name__)
@@ -112,17 +111,10 @@ class DeadLetterCollector:
         self.invalid_total = 0
         self._mqtt = mqtt_config
         self._config = config
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
-        if mqtt_config.username:
-            password = mqtt_config.password.get_secret_value() if mqtt_config.password else None
-            client.username_pw_set(mqtt_config.username, password)
-        tls = mqtt_config.tls
-        if tls is not None:
-            client.tls_set(ca_certs=str(tls.ca) if tls.ca else None, certfile=str(tls.cert) if tls.cert else None,
-                           keyfile=str(tls.key) if tls.key else None,
-                           cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED)
-            client.tls_insecure_set(tls.insecure)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client = new_client(mqtt_config, config.client_id)
+        self._reconnect = JitteredReconnect(client, RECONNECT_INITIAL_S, RECONNECT_MAX_S)
+        client.on_connect_fail = lambda c, u: self._reconnect.before_wait(c)
+        client.on_disconnect = self._on_disconnect
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         self._client = client
@@ -144,8 +136,13 @@ class DeadLetterCollector:
         if reason_code.is_failure:
             log.warning("dead-letter collector: broker refused the connection: %s", reason_code)
             return
+        self._reconnect.reset()
         client.subscribe(contract.DEAD_LETTER_FILTER, qos=1)
         self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        self._reconnect.before_wait(client)
 
     def _on_message(self, client, userdata, message) -> None:
         self.received_total += 1

@@ -7,18 +7,16 @@ API reads it through ``snapshot()`` which returns an immutable copy.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.config import MqttConfig
+from cloud.mqtt_client import JitteredReconnect, new_client
 from hinode import contract
-from hinode.backoff import Backoff
 
 log = logging.getLogger(__name__)
 RECONNECT_INITIAL_S = 1.0      # the broker is retried after 0.5..1 s, doubling up to 5..10 s (hinode.backoff)
@@ -45,23 +43,11 @@ class StatusTracker:
         self.invalid_total = 0
         self.connects_total = 0
         self._refused: dict[int, str] = {}
-        self._reconnect_backoff = Backoff(RECONNECT_INITIAL_S, RECONNECT_MAX_S)
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5)
-        if self._config.username:
-            password = self._config.password.get_secret_value() if self._config.password else None
-            client.username_pw_set(self._config.username, password)
-        tls = self._config.tls
-        if tls is not None:
-            client.tls_set(ca_certs=str(tls.ca) if tls.ca else None,
-                           certfile=str(tls.cert) if tls.cert else None,
-                           keyfile=str(tls.key) if tls.key else None,
-                           cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED)
-            client.tls_insecure_set(tls.insecure)
-        client.reconnect_delay_set(min_delay=RECONNECT_INITIAL_S, max_delay=RECONNECT_MAX_S)
+        client = new_client(self._config, self.client_id)
+        self._reconnect = JitteredReconnect(client, RECONNECT_INITIAL_S, RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -111,29 +97,21 @@ class StatusTracker:
 
     # ------------------------------------------------------------ paho callbacks (network thread)
 
-    def _set_next_reconnect_wait(self, client) -> None:
-        # paho's own reconnect loop (loop_start) doubles a fixed delay, with no jitter: every API
-        # process would retry in lockstep. It waits min_delay before its next attempt when the
-        # delay was just set, so setting min = max = hinode.backoff's next delay before each
-        # wait (these callbacks run on paho's thread right before it) makes it wait exactly that.
-        delay = self._reconnect_backoff.next()
-        client.reconnect_delay_set(min_delay=delay, max_delay=delay)
-
     def _on_connect_fail(self, client, userdata) -> None:
-        self._set_next_reconnect_wait(client)
+        self._reconnect.before_wait(client)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("status tracker: broker refused the connection: %s", reason_code)
             return
-        self._reconnect_backoff.reset()
+        self._reconnect.reset()
         self.connects_total += 1
         client.subscribe(contract.STATUS_FILTER, qos=1)
         self._connected.set()
         log.info("status tracker connected, subscribed to %s", contract.STATUS_FILTER)
 
     def _on_disconnect(self, client, userdata, disconnect_flags, reason_code, properties) -> None:
-        self._set_next_reconnect_wait(client)
+        self._reconnect.before_wait(client)
         if self._connected.is_set() and not self._stopping:
             log.warning("status tracker lost the broker (%s); reconnecting", reason_code)
         self._connected.clear()

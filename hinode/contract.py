@@ -361,6 +361,14 @@ def _refusal(exc: ValidationError) -> ContractError:
     return ContractError(code, f"{where}: {first['msg']} ({exc.error_count()} error(s))")
 
 
+def _check_topic(payload, topic: str | None) -> None:
+    """A payload names its site and agent; they must be the ones of the topic it came on."""
+    if topic is not None:
+        parsed = parse_topic(topic)
+        if parsed is None or parsed[:2] != (payload.site, payload.agent):
+            raise ContractError("topic_mismatch", f"payload site/agent {payload.site}/{payload.agent} does not match topic {topic}")
+
+
 def decode_telemetry(payload: bytes, topic: str | None = None) -> TelemetryEnvelope:
     """Parse and validate a telemetry payload, raising ContractError with a reason code."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -380,10 +388,7 @@ def decode_telemetry(payload: bytes, topic: str | None = None) -> TelemetryEnvel
         envelope = TelemetryEnvelope.model_validate(raw)
     except ValidationError as exc:
         raise _refusal(exc) from None
-    if topic is not None:
-        parsed = parse_topic(topic)
-        if parsed is None or parsed[:2] != (envelope.site, envelope.agent):
-            raise ContractError("topic_mismatch", f"payload site/agent {envelope.site}/{envelope.agent} does not match topic {topic}")
+    _check_topic(envelope, topic)
     return envelope
 
 
@@ -394,10 +399,7 @@ def _decode_model(model: type[BaseModel], payload: bytes, topic: str | None):
         value = model.model_validate_json(payload)
     except ValidationError as exc:
         raise _refusal(exc) from None
-    if topic is not None:
-        parsed = parse_topic(topic)
-        if parsed is None or parsed[:2] != (value.site, value.agent):
-            raise ContractError("topic_mismatch", f"payload site/agent {value.site}/{value.agent} does not match topic {topic}")
+    _check_topic(value, topic)
     return value
 
 

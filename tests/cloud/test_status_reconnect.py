@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_paho_waits_exactly_the_helpers_delays_between_failed_attempts():
     tracker = StatusTracker(MqttConfig(port=free_port()))          # nobody listens there
-    tracker._reconnect_backoff = Backoff(0.2, 0.8, random=random.Random(5))
+    tracker._reconnect.backoff = Backoff(0.2, 0.8, random=random.Random(5))
     expected = Backoff(0.2, 0.8, random=random.Random(5))
     attempts: list[float] = []
     done = threading.Event()
