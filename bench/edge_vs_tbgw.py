@@ -38,9 +38,11 @@ from edge_harness import (PYTHON, ROOT, Capture, Proc, Sampler, free_port, mosqu
                           start_agent, write_agent_config)
 from tbgw.gateway_config import write_gateway_config
 
+from hinode import contract  # noqa: E402  (edge_harness put the repository on sys.path)
+
 PEER_VENV = ROOT / "bench" / ".peer-venv"
 PEER_PACKAGES = ["thingsboard-gateway==3.8.5", "pymodbus==3.9.2", "pyserial==3.5", "pyserial-asyncio==0.6"]
-TELEMETRY = {"ours": "hinode/v1/bench/edge-01/telemetry", "theirs": "v1/gateway/telemetry"}
+TELEMETRY = {"ours": contract.telemetry_topic("bench", "edge-01"), "theirs": "v1/gateway/telemetry"}
 
 
 def peer_venv(path: Path) -> Path:

@@ -9,6 +9,7 @@ import pytest
 
 from cloud.config import InfluxConfig
 from cloud.influx import InfluxClient
+from hinode import contract
 from hinode.contract import Reading, TelemetryEnvelope
 from tests.cloud.test_ingest_kit import (DeadLetterListener, Publisher, distinct_seqs, ingest_config, meter_envelope,
                                          now_ms, running_ingest, wait_until)
@@ -51,7 +52,7 @@ def test_future_and_past_readings_are_dead_lettered_and_good_ones_stored(broker,
               for topic, letter in letters.snapshot()}
     assert sorted(by_seq) == [2, 3, 5]
     for topic, letter in by_seq.values():
-        assert topic == "hinode/v1/_deadletter/clock_skew"
+        assert topic == contract.dead_letter_topic("clock_skew")
         assert letter.reason.startswith("clock_skew: plant-a/pm-1 seq ")
     assert "is 3.0 h ahead of the ingest's clock (limit 5.0 min)" in by_seq[2][1].reason
     assert "is 40.0 days behind the ingest's clock (limit 30.0 days)" in by_seq[3][1].reason

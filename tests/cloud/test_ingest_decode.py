@@ -10,7 +10,7 @@ from hinode.contract import ContractError
 
 pytestmark = pytest.mark.timeout(10)
 
-TOPIC = "hinode/v1/plant-a/edge-1/telemetry"
+TOPIC = contract.telemetry_topic("plant-a", "edge-1")
 GOOD = {"v": 1, "site": "plant-a", "agent": "edge-1", "device": "pm-1", "kind": "meter", "profile": "p", "seq": 3,
         "readings": [{"ts": 1795430688123, "metric": "power_w", "value": 48213.5, "unit": "W", "quality": "good"},
                      {"ts": 1795430688123, "metric": "on", "value": True},

@@ -9,6 +9,7 @@ import threading
 from cloud.config import InfluxConfig
 from cloud.influx import InfluxClient
 from cloud.ingest.health import HealthWriter, health_lines
+from hinode import contract
 from tests.cloud.test_ingest_kit import Publisher, ingest_config, meter_envelope, now_ms, running_ingest, wait_until
 
 
@@ -39,7 +40,7 @@ def test_ingest_writes_its_health_and_dead_letters_per_reason(broker, influx):
         with running_ingest(config) as service:
             for seq in range(1, 6):      # fresh readings: the health point's lag is then seconds, not the kit's hour
                 publisher.envelope(meter_envelope(seq, ts=now_ms() - 1000 + seq))
-            publisher.raw("hinode/v1/plant-a/edge-1/telemetry", b"{not json")
+            publisher.raw(contract.telemetry_topic("plant-a", "edge-1"), b"{not json")
             wait_until(lambda: service.stats()["dead_letter_total"] == 1 and service.stats()["written_envelopes"] == 5,
                        10, "ingest stored 5 envelopes and dead-lettered 1")
             wait_until(lambda: any(r["received_total"] == 6 for r in _rows(

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cloud.config import CloudConfig
 from cloud.ingest import mqtt_codec as codec
+from hinode import contract
 from tests.cloud.test_ingest_kit import (DeadLetterListener, Publisher, distinct_seqs, ingest_config, meter_envelope,
                                          running_ingest, wait_until)
 from tests.security.conftest import bundle, secure_broker  # noqa: F401  (fixtures)
@@ -120,7 +121,7 @@ def test_dead_letters_never_exceed_the_brokers_receive_maximum(broker, influx):
     publisher = Publisher(broker)
     with running_ingest(ingest_config(broker, influx)) as service:
         for _ in range(bad):
-            publisher.raw("hinode/v1/plant-a/edge-1/telemetry", b"{not json")
+            publisher.raw(contract.telemetry_topic("plant-a", "edge-1"), b"{not json")
         wait_until(lambda: service.stats()["acked"] == bad, 30, f"{bad} messages acked")
         peak = service.link.peak_inflight
     publisher.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hinode import contract
 from tests.cloud.test_ingest_kit import (DeadLetterListener, Publisher, distinct_seqs, ingest_config, meter_envelope,
                                          running_ingest, wait_until)
 
@@ -177,7 +178,7 @@ def test_dead_letter_flood_with_a_full_queue_does_not_deadlock(broker, influx):
     listener = DeadLetterListener(broker)
     publisher = Publisher(broker)
     with running_ingest(config) as service:
-        infos = [publisher.raw("hinode/v1/plant-a/edge-1/telemetry", b"[1, 2, 3]") for _ in range(bad)]
+        infos = [publisher.raw(contract.telemetry_topic("plant-a", "edge-1"), b"[1, 2, 3]") for _ in range(bad)]
         infos += [publisher.envelope(meter_envelope(seq)) for seq in range(1, good + 1)]
         for info in infos:
             info.wait_for_publish(10)

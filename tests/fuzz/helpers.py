@@ -181,7 +181,7 @@ def keep_field_types(envelope: dict) -> dict:
 def flood_payload(rng: random.Random, ts: int) -> tuple[str, str, bytes]:
     """(category, topic, payload): mostly near-valid, seeded, cheap to make."""
     envelope = base_envelope(rng, ts)
-    topic = f"hinode/v1/{envelope['site']}/{envelope['agent']}/telemetry"
+    topic = contract.telemetry_topic(envelope["site"], envelope["agent"])
     roll = rng.random()
     if roll < 0.30:
         return "valid", topic, dumps(envelope)
@@ -195,7 +195,8 @@ def flood_payload(rng: random.Random, ts: int) -> tuple[str, str, bytes]:
     if roll < 0.93:
         other = rng.choice(["plant-x/edge-1", "plant-a/edge-9", "日本/edge-1", "/edge-1", "plant-a/ ",
                             f"{envelope['site']}/{envelope['agent']}x"])
-        return "topic", f"hinode/v1/{other}/telemetry", dumps(envelope)
+        # ids the contract's helpers refuse, on purpose: the topic is built from its parts
+        return "topic", f"{contract.TOPIC_ROOT}/{other}/{contract.TELEMETRY_CHANNEL}", dumps(envelope)
     return "garbage", topic, rng.choice([b"", b"null", b"[]", b"{}", b'"x"', b"1e999", b'{"v":1}', b'{"v":2}',
                                          b'{"v":1,"readings":' + b"[" * 50 + b"]" * 50 + b"}",
                                          rng.randbytes(rng.randint(1, 64))])
@@ -205,7 +206,7 @@ def rare_payload(kind: str, rng: random.Random, ts: int) -> tuple[str, bytes]:
     """(topic, payload) of a poison payload: each costs the ingest a one-by-one rewrite of its
     whole batch today (tests/fuzz/test_ingest_poison.py), so a run holds only a few."""
     envelope = base_envelope(rng, ts)
-    topic = f"hinode/v1/{envelope['site']}/{envelope['agent']}/telemetry"
+    topic = contract.telemetry_topic(envelope["site"], envelope["agent"])
     if kind == "nested":
         return topic, b'{"v":1,"readings":' + b"[" * 5000 + b"]" * 5000 + b"}"
     if kind == "surrogate":         # a legal JSON escape, a lone UTF-16 surrogate: not encodable as UTF-8

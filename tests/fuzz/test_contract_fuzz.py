@@ -37,7 +37,7 @@ def decode_or_reason(payload: bytes, topic: str | None = None) -> TelemetryEnvel
 @example(b"[" * 3000)                       # deep nesting, far below the 256 KiB limit
 @example(b'{"v": 1, "readings": ' + b"[" * 3000 + b"]" * 3000 + b"}")
 def test_arbitrary_bytes_give_an_envelope_or_a_contract_error(payload):
-    decode_or_reason(payload, "hinode/v1/site/agent/telemetry")
+    decode_or_reason(payload, contract.telemetry_topic("site", "agent"))
 
 
 @FAST
