@@ -3,7 +3,6 @@ family, counters that end in _total and rise, per-source/device error labels, no
 
 from __future__ import annotations
 
-import time
 import urllib.request
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from hinode.services import free_port
 from tests.support.agent_proc import AgentProcess, write_site_config
 from tests.support.prometheus_checks import check_exposition, value
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,10 +31,19 @@ def test_agent_metrics_follow_the_rules_and_count_by_source_and_device(tmp_path,
                                mqtt={"username": "edge-01", "password": PASSWORD})
     agent = AgentProcess(config).start()
     try:
-        time.sleep(1.0)
-        first_text, content_type = scrape(agent)
-        time.sleep(1.0)
-        text, _ = scrape(agent)
+        def ready():
+            text, content_type = scrape(agent)
+            families = check_exposition(text, secrets=(PASSWORD,))
+            started = (value(families, "hinode_agent_uptime_seconds") >= 1.0
+                       and value(families, "hinode_source_readings_total", source="synth", type="synthetic") > 0
+                       and any(s.labels.get("device") == "meter-gone" for s in families["hinode_source_errors"].samples))
+            return started and (text, content_type)
+
+        first_text, content_type = wait_until(ready, "readings and the unreachable meter's errors on /metrics")
+        first_total = value(check_exposition(first_text, secrets=(PASSWORD,)), "hinode_agent_readings_total")
+        text = wait_until(lambda: (t := scrape(agent)[0]) and value(check_exposition(t, secrets=(PASSWORD,)),
+                                                                    "hinode_agent_readings_total") > first_total and t,
+                          "more readings counted on a later scrape")
         with urllib.request.urlopen(agent.metrics_url.replace("/metrics", "/healthz"), timeout=5) as response:
             assert response.status == 200
     finally:
