@@ -84,7 +84,10 @@ def test_full_outbox_drops_oldest_and_counts_it(tmp_path, broker):
                              "the outbox at its 64 KiB bound dropping the oldest envelopes")
         assert metrics["hinode_agent_queue_bytes"] <= 64 * 1024
         broker.start()
-        wait_until(lambda: agent.metrics()["hinode_agent_queue_envelopes"] == 0, "the outbox drained")
+        # Live data keeps arriving, and PUBACKs are applied at the next commit: a drained outbox holds
+        # the last moments' envelopes (about 3 here), and an exact 0 is only seen by luck.
+        wait_until(lambda: agent.metrics()["hinode_agent_queue_envelopes"] < 30,
+                   "the backlog replayed (at the bound it held about 180 envelopes)")
         assert agent.stop() == 0
         committed = agent.committed_seqs()
         dropped_envelopes, dropped_readings = agent.dropped()
