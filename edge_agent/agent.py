@@ -16,7 +16,7 @@ from edge_agent.forwarder import Forwarder
 from edge_agent.metrics import MetricsServer, agent_registry
 from edge_agent.mqtt import MqttLink
 from edge_agent.queue import DurableQueue
-from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms, reading, wait_event
+from edge_agent.sources.base import DeviceBatch, LatestValues, SourceContext, now_ms, reading, wait_event
 
 log = logging.getLogger("edge_agent")
 VERSION = "0.1.0"
@@ -67,6 +67,7 @@ class Agent:
         self._tasks: list[asyncio.Task] = []
         self.metrics_server: MetricsServer | None = None
         self.internal_errors = 0
+        self.latest = LatestValues()      # every source's newest values, for controllers that act on them
 
     # ---------------------------------------------------------------- status
 
@@ -160,6 +161,7 @@ class Agent:
                 await source.connect()
                 async for batch in source.readings():
                     self.queue.put(batch)
+                    self.latest.update(batch)
                     runner.context.readings += len(batch.readings)
                     restart.reset()
             except asyncio.CancelledError:
@@ -262,7 +264,7 @@ class Agent:
         for source_config in config.source_configs:
             context = SourceContext(source_name=source_config.name,
                                     log=logging.getLogger(f"edge_agent.sources.{source_config.type}"),
-                                    profile_dirs=config.profile_dirs)
+                                    profile_dirs=config.profile_dirs, latest=self.latest)
             context.on_state_change = self._on_device_change
             context.on_catalog_change = self._on_catalog_change
             self.runners.append(SourceRunner(source_config.name, source_config.type, context))

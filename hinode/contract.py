@@ -72,6 +72,15 @@ class DeviceKind(StrEnum):
     VITALS = "vitals"        # BLE health devices
     VEHICLE = "vehicle"      # e-scooters, walking-speed mobility
     AGENT = "agent"          # the edge agent's own health
+    SITE = "site"            # a site's power balance and its charging controller's decisions
+    CHARGING_SESSION = "charging_session"   # a record: one finished charging session
+
+
+# Records, not devices: each envelope is one finished event (a charging session) sent through the
+# same durable outbox. Their device id is the charger's plus SESSION_DEVICE_SUFFIX, so their seq
+# counts sessions and never interleaves with the charger's readings; device lists leave them out.
+RECORD_KINDS = frozenset({DeviceKind.CHARGING_SESSION})
+SESSION_DEVICE_SUFFIX = ".sessions"
 
 
 # Personal data (health): its own topic, database and scopes; never in dead-letter payloads.
@@ -85,6 +94,9 @@ META_KEYS: dict[DeviceKind, frozenset[str]] = {
     DeviceKind.VITALS: frozenset({"subject", "consent"}),      # patient pseudonym, consent reference
     DeviceKind.VEHICLE: frozenset({"fleet", "vehicle_type"}),  # operator's fleet, scooter / walking-speed
     DeviceKind.AGENT: frozenset(),
+    DeviceKind.SITE: frozenset(),
+    # id_tag: the employee's RFID tag (one per employee, so bounded), for sessions per tag per month
+    DeviceKind.CHARGING_SESSION: frozenset({"station", "evse", "id_tag"}),
 }
 
 # Positions: a vehicle sends these two metrics with the same ts, so they land in one point.

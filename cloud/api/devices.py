@@ -15,11 +15,12 @@ import polars as pl
 from cloud.influx import AsyncInfluxClient, quote_string
 from cloud.status import KnownStatus
 from cloud.ingest.records import CATALOG_MEASUREMENT
-from hinode.contract import DeviceKind, is_personal
+from hinode.contract import RECORD_KINDS, DeviceKind, is_personal
 
 # The general endpoints read every kind but the personal ones (which live in their own database
 # anyway): naming them here keeps a misrouted point from ever showing up in a general answer.
-KINDS_FROM = ",".join(f'"{kind.value}"' for kind in DeviceKind if not is_personal(kind))
+# Devices, not records (a charging session is an event at a charger, not a device of its own).
+KINDS_FROM = ",".join(f'"{kind.value}"' for kind in DeviceKind if not is_personal(kind) and kind not in RECORD_KINDS)
 # How far back the general endpoints look for devices and their newest values: bounded, so the
 # board's every-second refresh never scans a device's whole history.
 LOOKBACK = "30d"

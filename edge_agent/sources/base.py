@@ -114,6 +114,26 @@ class SourceConfigBase(BaseModel):
     name: str
 
 
+class LatestValues:
+    """The newest value of every metric of every device of this agent, shared by its sources:
+    a site controller reads the grid meter another source polls (``get("grid-meter", "power_total")``)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[str, tuple[int, object]]] = {}
+
+    def update(self, batch: DeviceBatch) -> None:
+        values = self._values.setdefault(batch.device, {})
+        for r in batch.readings:
+            values[r.metric] = (r.ts, r.value)
+
+    def get(self, device: str, metric: str) -> tuple[int, object] | None:
+        """(ts in ms, value) of the newest reading, or None if none was seen."""
+        return self._values.get(device, {}).get(metric)
+
+    def device(self, device: str) -> dict[str, tuple[int, object]]:
+        return dict(self._values.get(device, {}))
+
+
 @dataclass
 class DeviceHealth:
     kind: DeviceKind
@@ -135,6 +155,7 @@ class SourceContext:
     on_state_change: object = None                          # callable(device, DeviceHealth) set by the agent
     catalog: dict[str, tuple[str, list[MetricInfo]]] = field(default_factory=dict)   # device -> (profile, metrics)
     on_catalog_change: object = None                        # callable() set by the agent
+    latest: LatestValues = field(default_factory=LatestValues)   # shared by all sources of the agent
 
     def register(self, device: str, kind: DeviceKind) -> None:
         self.devices.setdefault(device, DeviceHealth(kind=kind))
