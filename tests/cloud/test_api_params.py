@@ -57,7 +57,7 @@ def test_statement_is_built_from_validated_parts_only():
     req = parse_series_request("plant-a", "pm-1", "power_total", start="-1h", end="now", window="1m",
                                agg="max", now_ms=NOW)
     assert series_statement(req) == (
-        'SELECT max("power_total") AS value FROM "meter","charger","vehicle","agent" '
+        'SELECT max("power_total") AS value FROM "meter","charger","vehicle","agent","site" '
         "WHERE \"site\" = 'plant-a' AND \"device\" = 'pm-1' "
         f"AND time >= {NOW - 3_600_000}ms AND time < {NOW}ms GROUP BY time(60000ms) fill(none)")
 
