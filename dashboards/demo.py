@@ -17,6 +17,8 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from dashboards.demo_charging import charging_lines
+
 DATABASE = "hinode"
 JST = ZoneInfo("Asia/Tokyo")
 # site -> (agent, [(device, base load W)])
@@ -134,7 +136,7 @@ def write_demo_data(influx_url: str, now: datetime | None = None, database: str 
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     rng = random.Random(seed)
     _post(influx_url, "/query", {"q": f'CREATE DATABASE "{database}"'})
-    lines = _meter_lines(now, rng) + _slot_lines(now) + _operations_lines(now, rng)
+    lines = _meter_lines(now, rng) + _slot_lines(now) + _operations_lines(now, rng) + charging_lines(now)
     for i in range(0, len(lines), 20000):
         _post(influx_url, "/write", {"db": database, "precision": "ms"}, "\n".join(lines[i:i + 20000]).encode())
     return len(lines)

@@ -21,7 +21,7 @@ DEVICES = '"device" =~ /^$device$/'
 SLOTS = f'"energy_slot" WHERE {SITE} AND {DEVICES} AND "metric" =~ /^$energy_metric$/'
 
 
-def _site_power_kw(inner_range: str) -> str:
+def _site_power_w(inner_range: str) -> str:
     return (f'SELECT sum("p") / 1000 AS "kW" FROM (SELECT mean("power_total") AS "p" FROM "meter" '
             f'WHERE {SITE} AND {DEVICES} AND {inner_range} GROUP BY time($__interval), "device" fill(none)) '
             f'WHERE $timeFilter GROUP BY time($__interval) fill(none)')
@@ -46,7 +46,7 @@ def _load_curve(lang: str, last_week: bool) -> timeseries.Panel:
                                "the same hours 7 days earlier (panel time shift: InfluxQL cannot move timestamps).",
                                "拠点メーター合計（区間平均電力）、kW。隣のパネルは7日前の同時間帯"
                                "（パネルの時間シフト。InfluxQL は時刻をずらせないため）。")(lang))
-             .datasource(DATASOURCE).with_target(InfluxQL(_site_power_kw("$timeFilter")).alias(title(lang)))
+             .datasource(DATASOURCE).with_target(InfluxQL(_site_power_w("$timeFilter")).alias(title(lang)))
              .unit(UNIT_KW).fill_opacity(15).time_from("now/d").height(8).span(9))
     if last_week:
         panel = panel.time_shift("7d")

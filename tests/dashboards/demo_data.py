@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import datetime, timezone
 
 from cloud.config import InfluxConfig
 from cloud.influx import InfluxClient
 from cloud.ingest.health import health_lines
 from cloud.lineproto import envelope_to_lines
+from dashboards.demo_charging import charging_lines
 from hinode.contract import Reading, TelemetryEnvelope
 
 SITE = "hitachi-omika"
@@ -127,6 +129,7 @@ def write_demo_data(influx_url: str, now_ms: int | None = None) -> int:
     """Write every series above; returns the number of lines written."""
     now_ms = now_ms or time.time_ns() // 1_000_000
     lines = meter_lines(now_ms) + agent_lines(now_ms) + energy_slot_lines(now_ms) + ingest_health_lines(now_ms)
+    lines += charging_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
     with InfluxClient(InfluxConfig(url=influx_url, database=DATABASE)) as client:
         client.create_database()
         for start in range(0, len(lines), 5000):

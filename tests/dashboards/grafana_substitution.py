@@ -12,7 +12,8 @@ import re
 
 INTERVAL = "1m"
 # Grafana relative ranges used by the boards -> the InfluxQL range it sends (upper bound: now).
-RANGES = {"now/d": "24h", "now-6h": "6h", "now-30d/d": "30d", "now/fy": "365d"}
+RANGES = {"now/d": "24h", "now-6h": "6h", "now-30d/d": "30d", "now/fy": "365d", "now-24h": "24h", "7d": "7d",
+          "now/M": "31d"}
 SHIFTS = {"7d": "7d"}
 _SELECT_ALIASES = re.compile(r'AS "([^"]+)"')
 
