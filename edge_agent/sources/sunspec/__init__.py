@@ -1,4 +1,4 @@
-"""``type: sunspec`` source: SunSpec meters found by discovery, over the Modbus transports.
+"""``type: sunspec`` source: SunSpec meters, inverters and storage found by discovery, over Modbus.
 
 See README.md in this folder for the config keys and the behaviour on faults.
 """

@@ -1,4 +1,5 @@
-"""The SunSpec point tables and the decoding rules for "not implemented" values and scale factors."""
+"""The SunSpec point tables (from pysunspec2's official model JSON) and the decoding rules for
+"not implemented" values, scale factors and enumerations."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import re
 
 import pytest
 
-from edge_agent.sources.sunspec.models import NOT_IMPLEMENTED, Point, decode_identity, decode_meter, decode_point, scaled, tables
+from edge_agent.sources.sunspec.definitions import Point, model_table, supported_models
+from edge_agent.sources.sunspec.models import NOT_IMPLEMENTED, decode_identity, decode_model, decode_point, scaled
 from hinode.contract import METRIC_PATTERN, Quality
 
 pytestmark = pytest.mark.timeout(10)
 
 
 def test_meter_tables_cover_their_105_registers_without_gaps_or_overlaps():
-    _, meters = tables()
-    assert sorted(meters) == [201, 202, 203, 204]
+    meters = {m: model_table(m) for m in (201, 202, 203, 204)}
     for model_id, table in meters.items():
         assert table.length == 105, model_id
         position = 0
@@ -29,8 +30,39 @@ def test_meter_tables_cover_their_105_registers_without_gaps_or_overlaps():
         assert all(re.match(METRIC_PATTERN, m) for m in metrics)
 
 
+@pytest.mark.parametrize("model_id", sorted(supported_models()))
+def test_every_supported_model_has_unique_valid_metric_names_and_known_scale_factors(model_id):
+    table = model_table(model_id)
+    metrics = [p.metric for p in table.reported]
+    assert metrics and len(metrics) == len(set(metrics)), model_id
+    assert all(re.match(METRIC_PATTERN, m) for m in metrics)
+    names = {p.name for p in table.points}
+    assert all(p.sf in names for p in table.points if isinstance(p.sf, str))
+
+
+def test_inverter_battery_and_der_tables_come_from_the_official_definitions():
+    inverter = {p.name: p for p in model_table(103).points}
+    assert model_table(103).length == 50 and model_table(113).length == 60 and model_table(802).length == 62
+    assert (inverter["WH"].offset, inverter["WH"].type, inverter["WH"].sf) == (22, "acc32", "WH_SF")
+    assert (inverter["WH"].metric, inverter["WH"].unit, inverter["WH"].exp, inverter["WH"].counter) == (
+        "energy_export", "kWh", -3, True)
+    assert (inverter["St"].offset, inverter["St"].labels[4]) == (36, "MPPT")
+    assert (inverter["PF"].metric, inverter["PF"].unit, inverter["PF"].exp) == ("power_factor", "", -2)
+    assert inverter["TmpCab"].metric == "temperature_cabinet" and inverter["TmpCab"].unit == "°C"
+    floats = {p.name: p for p in model_table(113).points}
+    assert (floats["W"].offset, floats["W"].type, floats["W"].sf) == (20, "float32", None)
+    battery = {p.name: p for p in model_table(802).points}
+    assert (battery["SoC"].offset, battery["SoC"].sf, battery["SoC"].metric, battery["SoC"].unit) == (9, "SoC_SF", "soc", "%")
+    assert (battery["W"].offset, battery["W"].metric) == (45, "battery_power")
+    der = {p.name: p for p in model_table(701).points}
+    # model 701 keeps its energy totals in uint64 (not an acc type): still counters
+    assert der["TotWhInj"].type == "uint64" and der["TotWhInj"].counter and der["TotWhInj"].metric == "energy_export"
+    # points without a chosen name keep their SunSpec name in snake_case
+    assert {p.name: p.metric for p in model_table(702).points}["WMaxRtg"] == "w_max_rtg"
+
+
 def test_the_common_model_reports_four_strings():
-    common, _ = tables()
+    common = model_table(1)
     assert [(p.name, p.offset, p.size, p.metric) for p in common.reported] == [
         ("Mn", 0, 16, "manufacturer"), ("Md", 16, 16, "model"), ("Vr", 40, 8, "version"), ("SN", 48, 16, "serial_number")]
 
@@ -68,8 +100,21 @@ def test_scaling_by_powers_of_ten_is_exact_in_decimal():
     assert scaled(15, 2) == 1500.0 and isinstance(scaled(15, 0), float)
 
 
+def test_enumerations_are_sent_as_their_labels_and_bitfields_as_numbers():
+    body = [0x8000] * 50                                   # int16 and sunssf: not implemented
+    for offset in (0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 14, 25, 27, *range(36, 50)):
+        body[offset] = 0xFFFF                              # uint16, enum16, bitfield32: not implemented
+    body[22:24] = [0, 0]                                   # WH acc32
+    body[36] = 4                       # St = MPPT
+    body[38:40] = [0, 0x0041]          # Evt1: ground fault and over temperature bits
+    got = {r.metric: r.value for r in decode_model(model_table(103), body, ts=1)}
+    assert got == {"inverter_state": "MPPT", "inverter_events": 0x41}
+    body[36] = 99                      # not in the definition: its number, as text
+    assert {r.metric: r.value for r in decode_model(model_table(103), body, ts=1)}["inverter_state"] == "99"
+
+
 def test_a_meter_body_decodes_with_its_scale_factors():
-    _, meters = tables()
+    meters = {203: model_table(203)}
     body = [0x8000] * 105
     for offset in range(36, 103):
         body[offset] = 0                              # acc32 energies: 0 = not implemented
@@ -81,7 +126,7 @@ def test_a_meter_body_decodes_with_its_scale_factors():
     body[44:46] = [0x075B, 0xCD15]                       # TotWhImp = 123456789 Wh
     body[52] = 0                                         # TotWh_SF = 0
     body[103:105] = [0, 4]                               # Evt: bit 2 (power failure)
-    readings = decode_meter(meters[203], body, ts=1)
+    readings = decode_model(meters[203], body, ts=1)
     got = {r.metric: (r.value, r.quality) for r in readings}
     assert got == {
         "current_total": (12.34, Quality.GOOD), "current_l1": (5.0, Quality.GOOD), "current_l2": (4.0, Quality.GOOD),
@@ -91,13 +136,12 @@ def test_a_meter_body_decodes_with_its_scale_factors():
     }
     assert {r.unit for r in readings if r.metric == "energy_import"} == {"kWh"}
     # a body shorter than the table (an older device) decodes what it has
-    assert {r.metric for r in decode_meter(meters[203], body[:16], ts=1)} == {
+    assert {r.metric for r in decode_model(meters[203], body[:16], ts=1)} == {
         "current_total", "current_l1", "current_l2", "current_l3", "frequency"}
 
 
 def test_identity_skips_empty_strings():
-    common, _ = tables()
     words = [0] * 65
     words[0:3] = [0x4869, 0x6E6F, 0x6465]                 # "Hinode"
     words[48:50] = [0x534E, 0x3132]                       # "SN12"
-    assert decode_identity(common, words) == {"manufacturer": "Hinode", "serial_number": "SN12"}
+    assert decode_identity(words) == {"manufacturer": "Hinode", "serial_number": "SN12"}

@@ -1,6 +1,6 @@
 """The SunSpec source against a real pymodbus server holding hand-built SunSpec maps.
 
-The maps are written here from the specification's offsets (not from our models.yaml),
+The maps are written here from the specification's offsets (not from the model definitions the source reads),
 so a wrong table would show up as wrong values.
 """
 
