@@ -264,7 +264,8 @@ class Agent:
         for source_config in config.source_configs:
             context = SourceContext(source_name=source_config.name,
                                     log=logging.getLogger(f"edge_agent.sources.{source_config.type}"),
-                                    profile_dirs=config.profile_dirs, latest=self.latest)
+                                    profile_dirs=config.profile_dirs, latest=self.latest,
+                                    state_dir=config.queue.path.parent)
             context.on_state_change = self._on_device_change
             context.on_catalog_change = self._on_catalog_change
             self.runners.append(SourceRunner(source_config.name, source_config.type, context))

@@ -156,6 +156,7 @@ class SourceContext:
     catalog: dict[str, tuple[str, list[MetricInfo]]] = field(default_factory=dict)   # device -> (profile, metrics)
     on_catalog_change: object = None                        # callable() set by the agent
     latest: LatestValues = field(default_factory=LatestValues)   # shared by all sources of the agent
+    state_dir: object = None          # Path: where a source keeps its own state (next to the outbox)
 
     def register(self, device: str, kind: DeviceKind) -> None:
         self.devices.setdefault(device, DeviceHealth(kind=kind))

@@ -87,6 +87,7 @@ class ChargerEvents(Protocol):
     def on_transaction_ended(self, stop: TransactionStop) -> None: ...
     def on_protocol_error(self, code: str, detail: str) -> None: ...   # counted: FormationViolation, NotImplemented, ...
     def on_ready(self, link: "ChargerLink") -> None: ...   # booted, configured, capabilities read: commands may go
+    def next_transaction_id(self) -> int: ...   # 1.6 only: the central system assigns ids (persisted, never repeated)
 
 
 @dataclass(slots=True, frozen=True)
