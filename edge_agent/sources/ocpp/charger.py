@@ -42,7 +42,7 @@ def session_batch(record: SessionRecord) -> DeviceBatch:
     ts = record.stop_ms
     values = [("session_id", record.transaction_id, ""), ("start_ts", record.start_ms, "ms"),
               ("stop_ts", record.stop_ms, "ms"), ("duration", record.duration_s, "s"),
-              ("energy", record.energy_kwh, "kWh"), ("peak_power", record.peak_kw, "kW"),
+              ("energy", record.energy_kwh, "kWh"), ("peak_power", record.peak_w, "W"),
               ("pv_energy", record.pv_kwh, "kWh"), ("pv_share", round(record.pv_share, 4), ""),
               ("stop_reason", record.stop_reason, "")]
     return DeviceBatch(device=record.charger + SESSION_DEVICE_SUFFIX, kind=DeviceKind.CHARGING_SESSION,

@@ -81,8 +81,10 @@ class ChargerConfig(_Strict):
 
 
 class MeterRef(_Strict):
+    """A power reading another source of this agent polls (the meters send W)."""
     device: str
     metric: str = "power_total"
+    unit: Literal["W", "kW"] = "W"
 
 
 class Hysteresis(_Strict):

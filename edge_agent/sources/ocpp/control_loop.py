@@ -1,7 +1,7 @@
 """The site controller's loop: read the site, call the (pure) controller, apply its targets.
 
 Every ``controller.interval_s``: the grid and PV meters come from ``context.latest`` (other
-sources of this agent poll them, in kW), the connectors from the chargers' states. A
+sources of this agent poll them, in W unless the config says kW), the connectors from the chargers' states. A
 target goes to a charger only when it differs from what was last applied, so a steady
 site sends no SetChargingProfile at all. The PV share of each session's energy is
 integrated here (share of the connector's power x the interval) into the session store.
@@ -84,7 +84,7 @@ class ControlLoop:
 
     # ------------------------------------------------------------ inputs
 
-    def _meter_kw(self, ref: MeterRef, at_ms: int) -> float | None:
+    def _meter_w(self, ref: MeterRef, at_ms: int) -> float | None:
         entry = self.context.latest.get(ref.device, ref.metric)
         if entry is None:
             return None
@@ -92,15 +92,15 @@ class ControlLoop:
         stale_ms = max(3 * self.settings.interval_s, 30.0) * 1000
         if at_ms - ts > stale_ms or not isinstance(value, (int, float)) or isinstance(value, bool):
             return None
-        return float(value)
+        return float(value) * (1000.0 if ref.unit == "kW" else 1.0)
 
     def site_input(self, at_ms: int) -> SiteInput:
-        grid_kw = self._meter_kw(self.settings.grid_meter, at_ms) if self.settings.grid_meter else None
-        pv_values = [self._meter_kw(ref, at_ms) for ref in self.settings.pv_meters]
+        grid_w = self._meter_w(self.settings.grid_meter, at_ms) if self.settings.grid_meter else None
+        pv_values = [self._meter_w(ref, at_ms) for ref in self.settings.pv_meters]
         pv_known = [abs(v) for v in pv_values if v is not None]
         target = self.site_target if self.site_target and self.site_target.active(at_ms) else None
-        return SiteInput(grid_w=grid_kw * 1000.0 if grid_kw is not None else None,
-                         pv_w=sum(pv_known) * 1000.0 if pv_known else None,
+        return SiteInput(grid_w=grid_w,
+                         pv_w=sum(pv_known) if pv_known else None,
                          site_target_w=target.power_kw * 1000.0 if target else None)
 
     def loadpoints(self) -> list[LoadpointInput]:
@@ -186,17 +186,17 @@ class ControlLoop:
             self.context.count_error(charger_id, "set_limit_rejected")
 
     def _emit_site(self, decision: SiteDecision, site: SiteInput, at_ms: int) -> None:
-        ev_kw = decision.ev_power_w / 1000.0
-        values = [("ev_power", round(ev_kw, 4), "kW"), ("surplus", round(decision.surplus_w / 1000.0, 4), "kW"),
+        ev_w = decision.ev_power_w
+        values = [("ev_power", round(ev_w, 1), "W"), ("surplus", round(decision.surplus_w, 1), "W"),
                   ("decision", decision.reason, "")]
         if decision.grid_w is not None:
-            values.append(("grid_power", round(decision.grid_w / 1000.0, 4), "kW"))
+            values.append(("grid_power", round(decision.grid_w, 1), "W"))
         if site.pv_w is not None:
-            values.append(("pv_power", round(site.pv_w / 1000.0, 4), "kW"))
+            values.append(("pv_power", round(site.pv_w, 1), "W"))
             if decision.grid_w is not None:
-                values.append(("load_power", round((decision.grid_w + site.pv_w) / 1000.0 - ev_kw, 4), "kW"))
+                values.append(("load_power", round(decision.grid_w + site.pv_w - ev_w, 1), "W"))
         if site.site_target_w is not None:
-            values.append(("site_target", round(site.site_target_w / 1000.0, 4), "kW"))
+            values.append(("site_target", round(site.site_target_w, 1), "W"))
         self.emit(DeviceBatch(device=self.config.name, kind=DeviceKind.SITE, profile=SITE_PROFILE,
                               readings=[reading(at_ms, m, v, u) for m, v, u in values]))
 

@@ -15,9 +15,9 @@ from hinode.contract import MetricInfo, Reading
 _NAMED = {
     "Energy.Active.Import.Register": ("energy_import", "kWh"),
     "Energy.Active.Export.Register": ("energy_export", "kWh"),
-    "Power.Active.Import": ("power", "kW"),
-    "Power.Active.Export": ("power_export", "kW"),
-    "Power.Offered": ("power_offered", "kW"),
+    "Power.Active.Import": ("power", "W"),
+    "Power.Active.Export": ("power_export", "W"),
+    "Power.Offered": ("power_offered", "W"),
     "Current.Import": ("current", "A"),
     "Current.Offered": ("current_offered", "A"),
     "Voltage": ("voltage", "V"),
@@ -28,13 +28,13 @@ _NAMED = {
 }
 COUNTERS = ("energy_import", "energy_export")
 
-# Scale to the unit we send: energy in kWh, power in kW (reactive and apparent likewise).
+# Scale to the unit we send, the meters' units: energy in kWh, power in W (reactive and apparent likewise).
 _SCALE = {
     "Wh": (0.001, "kWh"), "kWh": (1.0, "kWh"),
-    "W": (0.001, "kW"), "kW": (1.0, "kW"),
+    "W": (1.0, "W"), "kW": (1000.0, "W"),
     "varh": (0.001, "kvarh"), "kvarh": (1.0, "kvarh"),
-    "var": (0.001, "kvar"), "kvar": (1.0, "kvar"),
-    "VA": (0.001, "kVA"), "kVA": (1.0, "kVA"),
+    "var": (1.0, "var"), "kvar": (1000.0, "var"),
+    "VA": (1.0, "VA"), "kVA": (1000.0, "VA"),
     "Percent": (1.0, "%"),
     "Celsius": (1.0, "°C"), "Celcius": (1.0, "°C"),
 }
@@ -159,13 +159,13 @@ def catalog(measurands: list[str] | tuple[str, ...]) -> list[MetricInfo]:
 SESSION_METRICS = [
     MetricInfo(metric="session_id"), MetricInfo(metric="start_ts", unit="ms"), MetricInfo(metric="stop_ts", unit="ms"),
     MetricInfo(metric="duration", unit="s"), MetricInfo(metric="energy", unit="kWh"),
-    MetricInfo(metric="peak_power", unit="kW"), MetricInfo(metric="pv_energy", unit="kWh"),
+    MetricInfo(metric="peak_power", unit="W"), MetricInfo(metric="pv_energy", unit="kWh"),
     MetricInfo(metric="pv_share"), MetricInfo(metric="stop_reason"),
 ]
 
 SITE_METRICS = [
-    MetricInfo(metric="grid_power", unit="kW"), MetricInfo(metric="pv_power", unit="kW"),
-    MetricInfo(metric="load_power", unit="kW"), MetricInfo(metric="ev_power", unit="kW"),
-    MetricInfo(metric="surplus", unit="kW"), MetricInfo(metric="site_target", unit="kW"),
+    MetricInfo(metric="grid_power", unit="W"), MetricInfo(metric="pv_power", unit="W"),
+    MetricInfo(metric="load_power", unit="W"), MetricInfo(metric="ev_power", unit="W"),
+    MetricInfo(metric="surplus", unit="W"), MetricInfo(metric="site_target", unit="W"),
     MetricInfo(metric="decision"),
 ]

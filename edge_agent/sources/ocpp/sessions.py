@@ -69,7 +69,7 @@ class SessionRecord:
     start_ms: int
     stop_ms: int
     energy_kwh: float
-    peak_kw: float
+    peak_w: float
     pv_kwh: float
     stop_reason: str
 
@@ -172,7 +172,7 @@ class SessionStore:
             record = SessionRecord(
                 charger=session.charger, connector=session.connector, transaction_id=transaction_id,
                 id_tag=session.id_tag, start_ms=session.start_ms, stop_ms=max(stop_ms, session.start_ms),
-                energy_kwh=round(energy_kwh, 6), peak_kw=round(session.peak_w / 1000.0, 6),
+                energy_kwh=round(energy_kwh, 6), peak_w=round(session.peak_w, 1),
                 pv_kwh=round(min(session.pv_kwh, energy_kwh), 6), stop_reason=reason or "Local")
             db.execute("INSERT OR REPLACE INTO records (transaction_id, charger, stop_ms, record) VALUES (?,?,?,?)",
                        (transaction_id, record.charger, record.stop_ms, json.dumps(asdict(record))))

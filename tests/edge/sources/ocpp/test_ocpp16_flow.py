@@ -59,7 +59,7 @@ async def test_boot_configures_the_charger_and_a_session_becomes_one_record(make
         assert values["start_ts"] == (T0 + 1_000, "ms") and values["stop_ts"] == (T0 + 181_000, "ms")
         assert values["duration"] == (180.0, "s")
         assert values["energy"] == (0.9, "kWh")             # 1 000 900 Wh - 1 000 000 Wh
-        assert values["peak_power"] == (11.0, "kW")
+        assert values["peak_power"] == (11000.0, "W")
         assert values["pv_energy"] == (0.0, "kWh") and values["pv_share"][0] == 0.0
         assert values["stop_reason"] == ("EVDisconnected", "")
 
@@ -67,7 +67,7 @@ async def test_boot_configures_the_charger_and_a_session_becomes_one_record(make
         assert meter_batch.meta == {"station": "CP1", "evse": "1"} and meter_batch.profile == "ocpp-1.6"
         got = {r.metric: (r.value, r.unit, r.ts) for r in meter_batch.readings}
         assert got["energy_import"] == (1000.25, "kWh", T0 + 60_000)
-        assert got["power_total"] == (11.0, "kW", T0 + 60_000)
+        assert got["power_total"] == (11000.0, "W", T0 + 60_000)
         assert got["current_l1"][:2] == (16.0, "A") and got["current_l3"][:2] == (16.1, "A")
         assert got["voltage_l1"][:2] == (230.5, "V")
         assert got["soc"][:2] == (40.0, "%")

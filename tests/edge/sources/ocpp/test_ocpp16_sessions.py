@@ -41,7 +41,7 @@ async def test_reconnect_with_queued_messages_and_old_timestamps_gives_one_recor
         values = _values(records[0])
         assert records[0].readings[0].ts == start + 1_800_000
         assert values["start_ts"] == start and values["stop_ts"] == start + 1_800_000
-        assert values["energy"] == 4.1 and values["peak_power"] == 10.8 and values["duration"] == 1800.0
+        assert values["energy"] == 4.1 and values["peak_power"] == 10_800.0 and values["duration"] == 1800.0
         assert records[0].meta["evse"] == "2"
         late = [b for b in run.of("CP1") if any(r.metric == "energy_import" and r.ts == start + 600_000
                                                 for r in b.readings)]
@@ -64,7 +64,7 @@ async def test_agent_restart_mid_session_completes_it_with_the_right_energy(make
             await cp.stop_transaction(tx, meter_stop_wh=22_000, ts_ms=start + 600_000)
             records = await eventually(lambda: run.of(SESSIONS), "the session record")
     values = _values(records[0])
-    assert values["energy"] == 2.0 and values["peak_power"] == 9.0
+    assert values["energy"] == 2.0 and values["peak_power"] == 9_000.0
     assert values["pv_energy"] == 0.2 and values["pv_share"] == 0.1
     assert records[0].meta["id_tag"] == "TAG-ANNA"
 

@@ -73,6 +73,6 @@ async def test_a_201_session_becomes_one_record(make_ocpp_config):
             await ws.close()
     values = {r.metric: r.value for r in records[0].readings}
     assert records[0].meta == {"station": "CP2", "evse": "1", "id_tag": "TAG-BEN"}
-    assert values["session_id"] == "tx-201-a" and values["energy"] == 2.4 and values["peak_power"] == 7.2
+    assert values["session_id"] == "tx-201-a" and values["energy"] == 2.4 and values["peak_power"] == 7_200.0
     assert values["start_ts"] == start and values["stop_ts"] == start + 1_200_000
     assert values["stop_reason"] == "EVDisconnected"

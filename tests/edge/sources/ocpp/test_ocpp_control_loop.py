@@ -16,7 +16,7 @@ CONTROLLER = {"interval_s": 3600, "grid_meter": {"device": "grid-meter", "metric
 
 def meter(context, device: str, kw: float, ts: int) -> None:
     context.latest.update(DeviceBatch(device=device, kind=DeviceKind.METER, profile="m",
-                                      readings=[reading(ts, "power_total", kw, "kW")]))
+                                      readings=[reading(ts, "power_total", kw * 1000, "W")]))
 
 
 def limits(cp) -> list[tuple[float, int | None]]:
@@ -60,9 +60,9 @@ async def test_pv_surplus_becomes_a_limit_and_pv_energy(make_ocpp_config):
             site = (await eventually(lambda: [b for b in run.of("chargers") if b.readings[0].ts == t0 + 71_000],
                                      "the site batch of the step"))[0]
             values = {r.metric: (r.value, r.unit) for r in site.readings}
-            assert values["grid_power"] == (0.0, "kW") and values["pv_power"] == (9.5, "kW")
-            assert values["ev_power"] == (7.935, "kW") and values["surplus"] == (7.935, "kW")
-            assert values["load_power"] == (1.565, "kW")    # 0 + 9.5 - 7.935
+            assert values["grid_power"] == (0.0, "W") and values["pv_power"] == (9500.0, "W")
+            assert values["ev_power"] == (7935.0, "W") and values["surplus"] == (7935.0, "W")
+            assert values["load_power"] == (1565.0, "W")    # 0 + 9500 - 7935
             assert isinstance(values["decision"][0], str) and values["decision"][0]
             charger_batch = [b for b in run.of("CP1") if any(r.metric == "target_current" for r in b.readings)][-1]
             got = {r.metric: r.value for r in charger_batch.readings}
@@ -94,7 +94,7 @@ async def test_mode_now_and_a_site_target_command(make_ocpp_config):
                              params={"power_kw": 20, "from_ts": start, "until_ts": until},
                              issued_ts=now_ms(), expires_ts=now_ms() + 60_000)
             assert (await source.handle_command(target, None)).status == CommandStatus.DONE
-            await eventually(lambda: any(r.metric == "site_target" and r.value == 20.0
+            await eventually(lambda: any(r.metric == "site_target" and r.value == 20_000.0
                                          for b in run.of("chargers") for r in b.readings), "site_target reading")
     async with running_source(config) as run:             # the site target survives a restart
         assert run.source.control.site_target.power_kw == 20.0

@@ -24,11 +24,11 @@ def one(measurand: str, value: float, unit: str = "", phase: str = "", location:
     (("Energy.Active.Import.Register", 800.0), ("energy_import", 0.8, "kWh")),             # Wh is the default
     (("", 1_500.0), ("energy_import", 1.5, "kWh")),                                        # so is the measurand
     (("Energy.Active.Export.Register", 2_000.0, "Wh"), ("energy_export", 2.0, "kWh")),
-    (("Power.Active.Import", 7_360.0, "W"), ("power_total", 7.36, "kW")),
-    (("Power.Active.Import", 2_453.3, "W", "L2"), ("power_l2", 2.4533, "kW")),
-    (("Power.Active.Import", 3.7, "kW", "L1-N"), ("power_l1", 3.7, "kW")),
-    (("Power.Active.Export", 500.0, "W"), ("power_export", 0.5, "kW")),
-    (("Power.Offered", 11_000.0, "W"), ("power_offered", 11.0, "kW")),
+    (("Power.Active.Import", 7_360.0, "W"), ("power_total", 7360.0, "W")),
+    (("Power.Active.Import", 2_453.3, "W", "L2"), ("power_l2", 2453.3, "W")),
+    (("Power.Active.Import", 3.7, "kW", "L1-N"), ("power_l1", 3700.0, "W")),
+    (("Power.Active.Export", 500.0, "W"), ("power_export", 500.0, "W")),
+    (("Power.Offered", 11_000.0, "W"), ("power_offered", 11000.0, "W")),
     (("Current.Import", 15.9, "A"), ("current", 15.9, "A")),
     (("Current.Import", 16.1, "A", "L3"), ("current_l3", 16.1, "A")),
     (("Current.Import", 0.2, "A", "N"), ("current_n", 0.2, "A")),
@@ -44,7 +44,7 @@ def one(measurand: str, value: float, unit: str = "", phase: str = "", location:
     (("Temperature", 95.0, "Fahrenheit"), ("temperature", 35.0, "°C")),                  # (95 - 32) x 5/9
     (("Temperature", 308.15, "K"), ("temperature", 35.0, "°C")),
     (("Energy.Active.Import.Interval", 250.0, "Wh"), ("energy_active_import_interval", 0.25, "kWh")),
-    (("Power.Reactive.Import", 1_200.0, "var", "L1"), ("power_reactive_import_l1", 1.2, "kvar")),
+    (("Power.Reactive.Import", 1_200.0, "var", "L1"), ("power_reactive_import_l1", 1200.0, "var")),
     (("Energy.Reactive.Import.Register", 3_000.0), ("energy_reactive_import_register", 3.0, "kvarh")),
     (("RPM", 10.0), ("rpm", 10.0, "")),
 ])
@@ -84,7 +84,7 @@ def test_catalog_units_and_counters():
     metrics = {m.metric: m for m in catalog(["Energy.Active.Import.Register", "Power.Active.Import", "Current.Import",
                                              "Voltage", "SoC", "Energy.Active.Export.Register"])}
     assert metrics["energy_import"].counter and metrics["energy_export"].counter
-    assert metrics["energy_import"].unit == "kWh" and metrics["power_l3"].unit == "kW"
+    assert metrics["energy_import"].unit == "kWh" and metrics["power_l3"].unit == "W"
     assert metrics["current_l2"].unit == "A" and metrics["voltage_l1"].unit == "V" and metrics["soc"].unit == "%"
     assert not metrics["power_total"].counter and metrics["mode"].writable
 
