@@ -22,6 +22,8 @@ log = logging.getLogger("edge_agent")
 VERSION = "0.1.0"
 # The catalog goes out on every connection and at least this often, so the cloud's copy stays fresh.
 CATALOG_REFRESH_S = 6 * 3600
+CATALOG_PART_BYTES = 200 * 1024        # below the ingest's MAX_PAYLOAD_BYTES, with room
+CATALOG_UNROUTED_HOLD_S = 30.0         # a catalog nobody subscribed to is sent again after this
 SOURCE_RESTART_INITIAL_S = 1.0     # a crashed source plugin is restarted after 0.5..1 s, then
 SOURCE_RESTART_MAX_S = 60.0        # longer each time up to 30..60 s (hinode.backoff)
 
@@ -61,6 +63,7 @@ class Agent:
                              on_command=self.commands.submit if self.commands else None,
                              on_unrouted=self._on_unrouted)
         self._catalog_dirty = asyncio.Event()
+        self._catalog_unrouted_at = -CATALOG_UNROUTED_HOLD_S
         self.runners: list[SourceRunner] = []
         self.started = time.monotonic()
         self._status_dirty = asyncio.Event()
@@ -96,6 +99,7 @@ class Agent:
             return
         if self.results is not None and self.results.inflight.pop(mid, None) is not None:
             return                            # still in the ledger: the sender sends it again
+        self._catalog_unrouted_at = time.monotonic()
         self._catalog_dirty.set()
 
     def _on_puback(self, mid: int, ok: bool) -> None:
@@ -123,6 +127,23 @@ class Agent:
                 devices.append(DeviceCatalog(device=device, kind=kind, profile=profile, metrics=metrics))
         return AgentCatalog(site=self.config.site, agent=self.config.agent, ts=now_ms(), devices=devices)
 
+    def catalog_payloads(self, catalog: AgentCatalog, limit: int = CATALOG_PART_BYTES) -> list[bytes]:
+        """The catalog as one payload, or as several of whole devices each below ``limit`` (200 chargers'
+        catalog is ~400 KB, above what the ingest takes in one message)."""
+        payload = contract.encode(catalog)
+        if len(payload) <= limit or len(catalog.devices) <= 1:
+            return [payload]
+        parts, part, size = [], [], 0
+        for device in catalog.devices:
+            device_size = len(device.model_dump_json()) + 1
+            if part and size + device_size > limit - 256:
+                parts.append(part)
+                part, size = [], 0
+            part.append(device)
+            size += device_size
+        parts.append(part)
+        return [contract.encode(catalog.model_copy(update={"devices": devices})) for devices in parts]
+
     async def _catalog_loop(self) -> None:
         """Send the catalog once an ingest listens: on every connection, on changes, and periodically."""
         topic = contract.catalog_topic(self.config.site, self.config.agent)
@@ -132,10 +153,14 @@ class Agent:
             await asyncio.sleep(0.5)          # coalesce: sources describe their devices one by one
             while not (link.connected.is_set() and (link.ingest_alive() or not self.config.mqtt.wait_for_ingest)):
                 await asyncio.sleep(0.5)
+            hold = self._catalog_unrouted_at + CATALOG_UNROUTED_HOLD_S - time.monotonic()
+            if hold > 0 and sent_on == link.connects:
+                await asyncio.sleep(hold)     # nobody took the last one: no re-encode-and-resend loop
             self._catalog_dirty.clear()
             catalog = self.catalog()
             if catalog.devices or sent_on != link.connects:
-                link.publish(topic, contract.encode(catalog), qos=1)
+                for payload in self.catalog_payloads(catalog):
+                    link.publish(topic, payload, qos=1)
                 sent_on = link.connects
 
     def _on_catalog_change(self) -> None:

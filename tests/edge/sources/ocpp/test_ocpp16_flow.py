@@ -77,7 +77,7 @@ async def test_boot_configures_the_charger_and_a_session_becomes_one_record(make
         assert statuses[:2] == ["Preparing", "Charging"]
         profile, metrics = run.source.context.catalog["CP1"]
         units = {m.metric: (m.unit, m.counter) for m in metrics}
-        assert units["energy_import"] == ("kWh", True) and units["power_total"] == ("kW", False)
+        assert units["energy_import"] == ("kWh", True) and units["power_total"] == ("W", False)
         await eventually(lambda: not run.source.context.devices["CP1"].online, "CP1 offline after it left")
         assert_valid_envelopes(run.batches)
 
