@@ -98,6 +98,7 @@ class SessionStore:
         # transaction id -> (newest meter Wh, its ts, peak W): progress not yet on disk
         self._progress: dict[str, tuple[float | None, int, float]] = {}
         self._progress_flushed = time.monotonic()
+        self._open: dict[str, OpenSession] = {}     # the open sessions as on disk, read per MeterValues
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +107,7 @@ class SessionStore:
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
         self._db = db
+        self._open = {row[0]: OpenSession(*row) for row in db.execute("SELECT * FROM sessions")}
 
     def close(self) -> None:
         if self._db is not None:
@@ -136,32 +138,29 @@ class SessionStore:
                        (session.transaction_id, session.charger, session.connector, session.id_tag,
                         session.start_ms, session.meter_start_wh, session.last_meter_wh, session.last_ms,
                         session.peak_w, session.pv_kwh))
+        self._open[session.transaction_id] = session
 
-    def _with_progress(self, row) -> OpenSession:
-        session = OpenSession(*row)
+    def _with_progress(self, session: OpenSession) -> OpenSession:
         progress = self._progress.get(session.transaction_id)
-        if progress is None:
-            return session
-        meter_wh, ms, peak_w = progress
+        return self._with_progress_of(session, *progress) if progress else session
+
+    @staticmethod
+    def _with_progress_of(session: OpenSession, meter_wh: float | None, ms: int, peak_w: float) -> OpenSession:
         if meter_wh is not None and ms >= session.last_ms:
             session = replace(session, last_meter_wh=meter_wh, last_ms=ms)
         return replace(session, peak_w=max(session.peak_w, peak_w))
 
     def get(self, transaction_id: str) -> OpenSession | None:
-        row = self._db.execute("SELECT * FROM sessions WHERE transaction_id = ?", (transaction_id,)).fetchone()
-        return self._with_progress(row) if row else None
+        session = self._open.get(transaction_id)
+        return self._with_progress(session) if session else None
 
     def open_sessions(self, charger: str | None = None) -> list[OpenSession]:
-        if charger is None:
-            rows = self._db.execute("SELECT * FROM sessions ORDER BY start_ms").fetchall()
-        else:
-            rows = self._db.execute("SELECT * FROM sessions WHERE charger = ? ORDER BY start_ms", (charger,)).fetchall()
-        return [self._with_progress(row) for row in rows]
+        found = [s for s in self._open.values() if charger is None or s.charger == charger]
+        return [self._with_progress(s) for s in sorted(found, key=lambda s: s.start_ms)]
 
     def on_connector(self, charger: str, connector: int) -> OpenSession | None:
-        row = self._db.execute("SELECT * FROM sessions WHERE charger = ? AND connector = ? "
-                               "ORDER BY start_ms DESC LIMIT 1", (charger, connector)).fetchone()
-        return self._with_progress(row) if row else None
+        found = [s for s in self._open.values() if s.charger == charger and s.connector == connector]
+        return self._with_progress(max(found, key=lambda s: s.start_ms)) if found else None
 
     def sample(self, transaction_id: str, ts_ms: int, meter_wh: float | None, power_w: float | None) -> None:
         """A meter value of a running session (possibly late, with an old timestamp)."""
@@ -186,6 +185,8 @@ class SessionStore:
             return
         with self._transaction() as db:
             for tx, (meter_wh, ms, peak_w) in items.items():
+                if tx in self._open:
+                    self._open[tx] = self._with_progress_of(self._open[tx], meter_wh, ms, peak_w)
                 if meter_wh is not None:
                     db.execute("UPDATE sessions SET last_meter_wh = ?, last_ms = ? WHERE transaction_id = ? "
                                "AND last_ms <= ?", (meter_wh, ms, tx, ms))
@@ -200,6 +201,8 @@ class SessionStore:
         with self._transaction() as db:
             db.execute("UPDATE sessions SET pv_kwh = pv_kwh + ? WHERE transaction_id = ?",
                        (kwh, session.transaction_id))
+        stored = self._open[session.transaction_id]
+        self._open[session.transaction_id] = replace(stored, pv_kwh=stored.pv_kwh + kwh)
         return True
 
     def stop(self, transaction_id: str, stop_ms: int, meter_stop_wh: float | None, reason: str) -> SessionRecord | None:
@@ -220,6 +223,7 @@ class SessionStore:
             db.execute("INSERT OR REPLACE INTO records (transaction_id, charger, stop_ms, record) VALUES (?,?,?,?)",
                        (transaction_id, record.charger, record.stop_ms, json.dumps(asdict(record))))
             db.execute("DELETE FROM sessions WHERE transaction_id = ?", (transaction_id,))
+        self._open.pop(transaction_id, None)
         return record
 
     def pending_records(self) -> list[SessionRecord]:
