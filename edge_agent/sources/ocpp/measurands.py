@@ -6,6 +6,7 @@ Pure functions: both version handlers hand over :class:`Sample` with a float val
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from edge_agent.sources.base import reading
 from edge_agent.sources.ocpp.model import Sample
@@ -59,6 +60,7 @@ def snake_case(name: str) -> str:
     return text.strip("_").lower()
 
 
+@lru_cache(maxsize=256)
 def phase_suffix(phase: str) -> str:
     """"L1" / "L1-N" → "l1"; "L1-L2" → "l1_l2"; "N" → "n"; "" → ""."""
     phase = phase.strip()
@@ -78,6 +80,7 @@ def convert(value: float, unit: str, measurand: str) -> tuple[float, str]:
     return value * factor, target
 
 
+@lru_cache(maxsize=1024)
 def metric_name(measurand: str, phase: str) -> str:
     measurand = measurand or "Energy.Active.Import.Register"
     base, _ = _NAMED.get(measurand, (snake_case(measurand), ""))
