@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--modbus-meters", type=int, default=12)
     up.add_argument("--sunspec-meters", type=int, default=2)
     up.add_argument("--opcua-meters", type=int, default=8)
+    up.add_argument("--chargers", type=int, default=10,
+                    help="workplace chargers (OCPP 1.6J and 2.0.1) with a PV site; 0 for none")
     up.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
     up.add_argument("--api-port", type=int, default=8080)
     for name in delegates:
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from hinode.up import Plan, run
     return run(Plan(data_dir=args.data_dir, modbus_meters=args.modbus_meters, sunspec_meters=args.sunspec_meters,
-                    opcua_meters=args.opcua_meters, poll_s=args.poll, api_port=args.api_port))
+                    opcua_meters=args.opcua_meters, chargers=args.chargers, poll_s=args.poll,
+                    api_port=args.api_port))
 
 
 if __name__ == "__main__":

@@ -148,6 +148,21 @@ class ManagedProcess:
         return f"exited with code {code}"
 
 
+@dataclass
+class ClientProcess(ManagedProcess):
+    """A process that listens on no port of its own (charge points dialling a central system):
+    ready once it has printed its banner line, with no port for a restart to find taken."""
+
+    port: int = 0
+
+    def ready(self) -> bool:
+        return self.running and self.log_path.exists() and self.log_path.stat().st_size > self._log_start
+
+    def spawn(self) -> None:
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        super().spawn()
+
+
 def mosquitto(data_dir: Path, port: int | None = None, extra_config: str = "",
               persistence: bool = True, listener_config=None) -> ManagedProcess:
     """A private broker; persistence keeps the ingest's queued session across restarts.

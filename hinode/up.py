@@ -11,17 +11,20 @@ reverse order (exit code 0). A second run reuses the data directory (and its por
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, replace
+from datetime import datetime, time as clock_time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
 from hinode import services
-from hinode.services import ManagedProcess, free_port, port_open
+from hinode.services import ClientProcess, ManagedProcess, free_port, port_open
 from hinode.supervisor import ServiceGaveUp, Supervisor
 from hinode.up_metrics import UpFigures, samples, serve_up_metrics
 
@@ -32,6 +35,7 @@ class Plan:
     modbus_meters: int = 12
     sunspec_meters: int = 2
     opcua_meters: int = 8
+    chargers: int = 10                  # workplace chargers (odd ids OCPP 1.6J, even 2.0.1) with a PV site
     poll_s: float = 1.0
     api_port: int = 8080
     site: str = "hitachi-omika"
@@ -82,12 +86,55 @@ def _wait_http(url: str, what: str, proc: ManagedProcess, timeout: float = 60.0)
     raise services.ServiceError(f"{what} not ready at {url} within {timeout}s; log: {proc.log_path}")
 
 
+def _wait_port(port: int, what: str, proc: ManagedProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", port):
+        if not proc.running or time.monotonic() > deadline:
+            raise services.ServiceError(f"{what} is not listening on port {port}; log: {proc.log_path}")
+        time.sleep(0.1)
+
+
 def _say(message: str) -> None:
     """An event line (a restart, a service back) between status lines; on a terminal below the live one."""
     print(("\n" if sys.stdout.isatty() else "") + f"hinode: {message}", file=sys.stderr, flush=True)
 
 
-def site_config(plan: Plan, ports: dict[str, int]) -> dict:
+DEMO_TZ = ZoneInfo("Asia/Tokyo")
+DEMO_MODEL_TIME = clock_time(10, 30)
+
+
+def demo_model_time(now: datetime | None = None) -> str:
+    """When the PV and commuter models start: 10:30 JST of the latest weekday, so that whenever
+    ``hinode up`` runs, cars are parked at work and the sun is up; timestamps stay real time."""
+    day = (now or datetime.now(DEMO_TZ)).astimezone(DEMO_TZ).date()
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return datetime.combine(day, DEMO_MODEL_TIME).strftime("%Y-%m-%dT%H:%M")
+
+
+def charger_ids(plan: Plan) -> list[str]:
+    return [f"CP{i:02d}" for i in range(1, plan.chargers + 1)]
+
+
+def charging_sources(plan: Plan, ports: dict[str, int], secrets_file: Path | None) -> list[dict]:
+    """The PV site (inverter + grid meter over SunSpec) and the chargers with their controller."""
+    modes = {1: "now", 2: "minpv"}        # the rest charge from PV surplus only
+    chargers = [{"id": f"CP{i:02d}", "circuit": "car-park-a" if i % 2 else "car-park-b",
+                 "mode": modes.get(i, "pv"), "max_current_a": 16}
+                for i in range(1, plan.chargers + 1)]
+    return [
+        {"type": "sunspec", "name": "pv-site", "transport": "tcp", "host": "127.0.0.1", "port": ports["pv_site"],
+         "poll_interval_s": 2, "devices": [{"id": "pv-inverter", "unit": 1}, {"id": "grid-meter", "unit": 2}]},
+        {"type": "ocpp", "name": "chargers", "host": "127.0.0.1", "port": ports["ocpp"], "security_profile": 1,
+         "secrets_file": str(secrets_file), "meter_value_interval_s": 10, "chargers": chargers,
+         "auth_list": [f"EMP{i:04d}" for i in range(1, plan.chargers + 1)],
+         "controller": {"interval_s": 10, "grid_meter": {"device": "grid-meter", "metric": "power_total"},
+                        "pv_meters": [{"device": "pv-inverter", "metric": "power_total"}], "site_limit_kw": 150,
+                        "circuits": [{"name": "car-park-a", "limit_a": 63}, {"name": "car-park-b", "limit_a": 63}]}},
+    ]
+
+
+def site_config(plan: Plan, ports: dict[str, int], charger_secrets: Path | None = None) -> dict:
     """The edge agent's site.yaml for the simulated factory."""
     modbus_devices = [{"id": f"meter-{i:02d}", "unit": i, "profile": "hinode-sim-meter"}
                       for i in range(1, plan.modbus_meters + 1)]
@@ -103,6 +150,8 @@ def site_config(plan: Plan, ports: dict[str, int]) -> dict:
         sources.append({"type": "opcua", "name": "line-2-opcua", "endpoint": f"opc.tcp://127.0.0.1:{ports['opcua']}/hinode/",
                         "mode": "subscribe", "publishing_interval_ms": int(plan.poll_s * 1000),
                         "sampling_interval_ms": int(plan.poll_s * 500), "devices": opcua_devices})
+    if plan.chargers:
+        sources += charging_sources(plan, ports, charger_secrets)
     return {
         "site": plan.site, "agent": plan.agent,
         "mqtt": {"host": "127.0.0.1", "port": ports["mqtt"]},
@@ -121,7 +170,7 @@ class Platform:
         (self.data / "logs").mkdir(exist_ok=True)
         self.ports = _ports(self.data, {"mqtt": 18830, "influx": 18086, "api": plan.api_port, "modbus": 15020,
                                         "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108,
-                                        "up_metrics": 19109})
+                                        "up_metrics": 19109, "pv_site": 15022, "ocpp": 19000, "ev_feed": 15030})
         self.procs: list[ManagedProcess] = []
         self.supervisor = Supervisor(say=_say)
         self.figures = UpFigures()
@@ -155,16 +204,45 @@ class Platform:
         if plan.opcua_meters:
             sims.append(self._proc("sim-opcua", _python("-m", "simulators", "opcua", "--port", str(p["opcua"]),
                                                         "--meters", str(plan.opcua_meters)), p["opcua"]))
+        model_time = demo_model_time()
+        if plan.chargers:
+            sims.append(self._proc("sim-pv-site", _python("-m", "simulators", "modbus", "--sunspec", "--pv-site",
+                                                          "--port", str(p["pv_site"]), "--start", model_time,
+                                                          "--pv-kwp", "400", "--site-load-kw", "150",
+                                                          "--ev-port", str(p["ev_feed"])), p["pv_site"]))
         for sim in sims:
             sim.start(timeout=60)
         site_yaml = self.data / "edge" / "site.yaml"
         site_yaml.parent.mkdir(exist_ok=True)
-        site_yaml.write_text(yaml.safe_dump(site_config(plan, p), sort_keys=False))
+        secrets_file, passwords_file = self._charger_passwords()
+        site_yaml.write_text(yaml.safe_dump(site_config(plan, p, secrets_file), sort_keys=False))
         agent = self._proc("edge-agent", _python("-m", "edge_agent", "run", "--config", str(site_yaml)),
                            p["agent_metrics"])
         agent.start(timeout=60)
+        if plan.chargers:
+            _wait_port(p["ocpp"], "the agent's OCPP central system", agent)
+            chargers = ClientProcess("sim-chargers", _python(
+                "-m", "simulators", "ocpp", "--chargers", str(plan.chargers), "--version", "mixed",
+                "--url", f"ws://127.0.0.1:{p['ocpp']}", "--passwords-file", str(passwords_file), "--model-time", model_time,
+                "--meter-interval", "10", "--ev-port", str(p["ev_feed"])),
+                self.data / "logs" / "sim-chargers.log", env={"PYTHONUNBUFFERED": "1"})
+            self.procs.append(chargers)
+            chargers.start(timeout=60)
         for proc in self.procs:
             self.supervisor.watch(proc)
+
+    def _charger_passwords(self) -> tuple[Path, Path]:
+        """The demo chargers' Basic-auth passwords (security profile 1), one per charger, kept with the
+        data: the agent's secrets file (YAML) and the same for the simulated chargers (ID PASSWORD lines)."""
+        secrets_file = self.data / "edge" / "charger-secrets.yaml"
+        passwords_file = self.data / "edge" / "charger-passwords"
+        known = yaml.safe_load(secrets_file.read_text()) if secrets_file.exists() else {}
+        passwords = {cid: known.get(cid) or secrets.token_urlsafe(16) for cid in charger_ids(self.plan)}
+        for path, text in ((secrets_file, yaml.safe_dump(passwords)),
+                           (passwords_file, "".join(f"{cid} {pw}\n" for cid, pw in passwords.items()))):
+            path.write_text(text)
+            path.chmod(0o600)
+        return secrets_file, passwords_file
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

@@ -24,6 +24,7 @@ import sys
 
 from simulators.modbus import DEFAULT_PROFILE, ModbusSimulator
 from simulators.modbus.sunspec_site import add_cli_options as add_sunspec_options, simulator_from_args
+from simulators.ev_feed import send_ev_power
 from simulators.ocpp import VERSIONS, ChargerFleet, parse_start, read_passwords
 from simulators.opcua import DEFAULT_NODE_MAP, OpcuaSimulator
 
@@ -79,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     oc.add_argument("--meter-interval", type=int, default=60, help="simulated seconds between meter values")
     oc.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
     oc.add_argument("--start", help="simulated clock start, HH:MM today or YYYY-MM-DDTHH:MM (Asia/Tokyo)")
+    oc.add_argument("--model-time", metavar="HH:MM",
+                    help="commuters behave as at this local time now (a demo at night shows the midday cars); "
+                         "message timestamps stay real")
+    oc.add_argument("--ev-port", type=int, metavar="PORT",
+                    help="send the chargers' total power in W to a PV site simulator's EV feed (UDP, loopback)")
     oc.add_argument("--seed", type=int, default=0, help="changes every car and every day's arrivals")
     oc.add_argument("--connectors", type=int, choices=(1, 2), default=1)
     oc.add_argument("--phases", type=int, choices=(1, 3), default=3)
@@ -113,6 +119,7 @@ def make_fleet(args: argparse.Namespace) -> ChargerFleet:
     passwords = read_passwords(args.passwords_file) if args.passwords_file else None
     return ChargerFleet(args.url, args.chargers, args.version, id_prefix=args.id_prefix,
                         time_scale=args.time_scale, start=parse_start(args.start) if args.start else None,
+                        model_time=parse_start(args.model_time) if args.model_time else None,
                         password=args.password, passwords=passwords, cafile=args.cafile,
                         meter_interval_s=args.meter_interval, seed=args.seed, connectors=args.connectors,
                         phases=args.phases, max_current_a=args.max_current, phase_switching=args.phase_switching,
@@ -140,16 +147,28 @@ def make_simulator(args: argparse.Namespace) -> ModbusSimulator | OpcuaSimulator
                           node_map=args.node_map, seed=args.seed)
 
 
-async def serve(sim: ModbusSimulator | OpcuaSimulator | ChargerFleet) -> None:
+async def feed_ev_power(fleet: ChargerFleet, port: int, every_s: float = 1.0) -> None:
+    """The PV site simulator's grid meter adds what the chargers draw (simulators/ev_feed.py)."""
+    while True:
+        total = sum(charger.measurements(conn.number)["power_w"]
+                    for charger in fleet.chargers for conn in charger.connectors)
+        send_ev_power(total, port)
+        await asyncio.sleep(every_s)
+
+
+async def serve(sim: ModbusSimulator | OpcuaSimulator | ChargerFleet, ev_port: int | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await sim.start()
     print(sim.describe(), flush=True)
+    feeder = asyncio.create_task(feed_ev_power(sim, ev_port)) if ev_port else None
     try:
         await stop.wait()
     finally:
+        if feeder:
+            feeder.cancel()
         await sim.stop()
 
 
@@ -166,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(sim))
+        asyncio.run(serve(sim, getattr(args, "ev_port", None) if args.kind == "ocpp" else None))
     except (OSError, RuntimeError) as exc:
         where = args.url if args.kind == "ocpp" else f"{args.host}:{args.port}"
         print(f"error: cannot serve {args.kind} on {where}: {exc}", file=sys.stderr)

@@ -25,9 +25,12 @@ def test_hinode_up_puts_the_outbox_in_its_data_dir_even_when_the_data_dir_is_rel
     from edge_agent.config import load_site_config
     from hinode.up import Plan, site_config
     monkeypatch.chdir(tmp_path)
-    ports = {"mqtt": 1883, "modbus": 15020, "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108}
-    config = site_config(Plan(data_dir=Path("data")), ports)
+    ports = {"mqtt": 1883, "modbus": 15020, "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108,
+             "pv_site": 15022, "ocpp": 19000}
     (tmp_path / "data" / "edge").mkdir(parents=True)
+    secrets = tmp_path / "data" / "edge" / "charger-secrets.yaml"
+    secrets.write_text(yaml.safe_dump({f"CP{i:02d}": "pw" for i in range(1, 11)}))
+    config = site_config(Plan(data_dir=Path("data")), ports, secrets)
     site_yaml = tmp_path / "data" / "edge" / "site.yaml"
     site_yaml.write_text(yaml.safe_dump(config))
     assert load_site_config(site_yaml).queue.path == tmp_path / "data" / "edge" / "outbox.db"

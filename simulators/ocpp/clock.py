@@ -15,12 +15,17 @@ from simulators.ocpp.ev import LOCAL_TZ
 
 
 class SimClock:
-    def __init__(self, start: datetime | None = None, time_scale: float = 1.0):
+    """``model_offset`` shifts only what the commuter model sees (a demo at 21:00 shows the cars of
+    11:00); message timestamps stay on the clock, so a live board reads them as fresh."""
+
+    def __init__(self, start: datetime | None = None, time_scale: float = 1.0,
+                 model_offset: timedelta = timedelta(0)):
         if time_scale <= 0:
             raise ValueError(f"time scale must be > 0, not {time_scale}")
         self.time_scale = float(time_scale)
         self.start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc)
         self._mono0 = time.monotonic()
+        self.model_offset = model_offset
 
     def now(self) -> datetime:
         """Simulated time, aware, UTC."""

@@ -38,7 +38,8 @@ class ChargerFleet:
     """
 
     def __init__(self, url: str, chargers: int = 10, version: str = "1.6", *, id_prefix: str = "CP",
-                 time_scale: float = 1.0, start: datetime | None = None, password: str | None = None,
+                 time_scale: float = 1.0, start: datetime | None = None, model_time: datetime | None = None,
+                 password: str | None = None,
                  passwords: dict[str, str] | None = None, options: ChargerOptions | None = None, **option_fields):
         if version not in VERSIONS:
             raise ValueError(f"version: expected one of {', '.join(VERSIONS)}, got {version!r}")
@@ -49,6 +50,8 @@ class ChargerFleet:
         self.url = url
         self.version = version
         self.clock = SimClock(start, time_scale)
+        if model_time is not None:
+            self.clock.model_offset = model_time - self.clock.now()
         base = options or ChargerOptions(**option_fields)
         digits = max(2, len(str(chargers)))
         self.chargers: list[SimCharger] = []

@@ -169,7 +169,8 @@ class SimCharger(ChargerConnection):
         """Brings one connector up to ``now``; returns when it next needs attention."""
         due = now + timedelta(days=1)
         if self.options.commute:
-            due = min(due, self._commute(conn, now))
+            shift = self.clock.model_offset
+            due = min(due, self._commute(conn, now + shift) - shift)
         self._apply_profiles(conn, now)
         conn.advance(now)
         self._after_change(conn)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hinode.services import free_port
-from tests.e2e.up_process import METERS, Up, all_online, api_seqs
+from tests.e2e.up_process import DEVICE_COUNT, Up, all_online, api_seqs
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -21,7 +21,7 @@ def test_hinode_up_runs_the_whole_pipeline_stops_on_ctrl_c_and_reuses_its_data(t
         first.wait_for(lambda line: f"board  http://127.0.0.1:{api_port}/" in line, "board URL", 120)
         first.wait_for(all_online, "status line with every device online", 90)
         devices = api_seqs(api_port)
-        assert len(devices) == sum(METERS.values())
+        assert len(devices) == DEVICE_COUNT
     finally:
         code = first.interrupt()
     assert code == 0, "\n".join(first.lines[-30:])

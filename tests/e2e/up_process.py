@@ -15,7 +15,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-METERS = {"--modbus-meters": 2, "--sunspec-meters": 1, "--opcua-meters": 1}
+METERS = {"--modbus-meters": 2, "--sunspec-meters": 1, "--opcua-meters": 1, "--chargers": 2}
+# Chargers come with the PV site's inverter and grid meter and the site controller (kind site).
+DEVICE_COUNT = sum(METERS.values()) + (3 if METERS["--chargers"] else 0)
 STATUS = re.compile(r"devices online (\d+)/(\d+) \| missing readings (\d+)")
 
 
@@ -85,7 +87,7 @@ class Up:
 
 def all_online(line: str):
     match = STATUS.search(line)
-    if match and int(match[1]) == int(match[2]) == sum(METERS.values()) and "readings/s" in line:
+    if match and int(match[1]) == int(match[2]) == DEVICE_COUNT and "readings/s" in line:
         return match
     return None
 

@@ -99,7 +99,7 @@ class Circuit(_Strict):
 
 class ControllerConfig(_Strict):
     interval_s: float = Field(default=10.0, gt=0)
-    grid_meter: MeterRef | None = Field(default=None, description="kW, + import / - export")
+    grid_meter: MeterRef | None = Field(default=None, description="W (or kW, see MeterRef.unit), + import / - export")
     pv_meters: list[MeterRef] = Field(default_factory=list)
     enable: Hysteresis = Hysteresis(threshold_w=0.0, delay_s=60.0)
     disable: Hysteresis = Hysteresis(threshold_w=0.0, delay_s=180.0)

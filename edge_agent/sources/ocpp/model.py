@@ -23,6 +23,18 @@ class RateUnit(StrEnum):
     WATTS = "W"
 
 
+# A charger's clock is trusted between these bounds, else its message counts at arrival time: a
+# clock that lost power says 1970, and one running ahead would be refused by the cloud ingest (it
+# takes readings at most 5 minutes ahead of its clock, cloud/config.py max_future_s).
+EARLIEST_PLAUSIBLE_MS = 1_577_836_800_000      # 2020-01-01
+MAX_CLOCK_AHEAD_MS = 60_000
+
+
+def plausible_ts(ts_ms: int, arrival_ms: int) -> int:
+    """The message's timestamp, or its arrival time when the charger's clock cannot be right."""
+    return ts_ms if EARLIEST_PLAUSIBLE_MS <= ts_ms <= arrival_ms + MAX_CLOCK_AHEAD_MS else arrival_ms
+
+
 # Nominal phase voltage used to turn amps into watts where a charger reports no voltage
 # (evcc and the OCPP examples use the same figure).
 NOMINAL_VOLTAGE_V = 230.0

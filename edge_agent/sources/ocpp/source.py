@@ -26,6 +26,20 @@ from hinode.contract import Command, DeviceKind
 # The agent's outbox commits what readings() yields within ~100 ms; keep a record this long after.
 RECORD_COMMIT_S = 2.0
 BOOT_STATUS = {"pending": "Pending", "rejected": "Rejected", "accept": "Accepted"}
+COALESCE_S = 0.02      # how long a batch waits for another of the same instant before it goes
+
+
+def same_point(a: DeviceBatch, b: DeviceBatch) -> bool:
+    """Whether ``b`` would land on a point of ``a`` in InfluxDB (same series, a shared timestamp)."""
+    return (a.device == b.device and a.kind == b.kind and a.meta == b.meta and a.profile == b.profile
+            and not {r.ts for r in a.readings}.isdisjoint(r.ts for r in b.readings))
+
+
+def merged(a: DeviceBatch, b: DeviceBatch) -> DeviceBatch:
+    """``a`` with ``b``'s readings; where both have a metric at the same ts, ``b``'s (the later) wins."""
+    newer = {(r.ts, r.metric) for r in b.readings}
+    readings = [r for r in a.readings if (r.ts, r.metric) not in newer] + list(b.readings)
+    return DeviceBatch(device=a.device, kind=a.kind, profile=a.profile, readings=readings, meta=a.meta)
 
 
 class Source:
@@ -74,18 +88,27 @@ class Source:
             self._tasks.append(asyncio.create_task(self.control.run(self._stop, self._wake), name="ocpp-controller"))
 
     async def readings(self) -> AsyncIterator[DeviceBatch]:
+        """Batches as the chargers' events make them; two of one connector with the same timestamp
+        (a StatusNotification and a TransactionEvent of the same instant) are merged into one: two
+        envelopes would be one InfluxDB point, and the second's seq would hide the first's."""
+        held: DeviceBatch | None = None
         while True:
             self._forget_committed_records()
             try:
-                async with asyncio.timeout(RECORD_COMMIT_S):
+                async with asyncio.timeout(COALESCE_S if held else RECORD_COMMIT_S):
                     batch = await self._queue.get()
             except TimeoutError:
+                batch = False
+            if held is not None and batch and same_point(held, batch):
+                held = merged(held, batch)
                 continue
+            if held is not None:
+                yield held
+                if held.kind == DeviceKind.CHARGING_SESSION:
+                    self._delivered.append((time.monotonic(), held.readings[0].value))
+            held = batch or None
             if batch is None:
                 return
-            yield batch
-            if batch.kind == DeviceKind.CHARGING_SESSION:
-                self._delivered.append((time.monotonic(), batch.readings[0].value))
 
     def _forget_committed_records(self, everything: bool = False) -> None:
         cutoff = time.monotonic() - RECORD_COMMIT_S

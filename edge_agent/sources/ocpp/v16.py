@@ -23,7 +23,7 @@ from ocpp.v16.enums import (Action, AuthorizationStatus, ChargingProfileKindType
 from websockets.exceptions import ConnectionClosed
 
 from edge_agent.sources.base import now_ms
-from edge_agent.sources.ocpp.model import (NOMINAL_VOLTAGE_V, BootInfo, BootSettings, Capabilities, ChargerEvents,
+from edge_agent.sources.ocpp.model import (NOMINAL_VOLTAGE_V, plausible_ts, BootInfo, BootSettings, Capabilities, ChargerEvents,
                                            Limit, OcppVersion, RateUnit, Sample, TransactionStart, TransactionStop)
 
 log = logging.getLogger("edge_agent.sources.ocpp.v16")
@@ -42,8 +42,6 @@ wire_log = _WireLog(logging.getLogger("edge_agent.sources.ocpp.wire"), {})
 V16_ERROR_CODES = {"FormatViolation": "FormationViolation",
                    "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
 UNKNOWN_UNIQUE_ID = "-1"
-EARLIEST_PLAUSIBLE_MS = 1_577_836_800_000      # 2020-01-01
-MAX_CLOCK_AHEAD_MS = 86_400_000
 PROFILE_ID_BASE = 100           # one TxDefault/Tx profile id per connector: a new one replaces the old
 CONFIG_KEYS = ["ChargingScheduleAllowedChargingRateUnit", "ConnectorSwitch3to1PhaseSupported",
                "NumberOfConnectors", "MeterValuesSampledDataMaxLength"]
@@ -62,7 +60,7 @@ def parse_ts(text: str | None) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     ts = int(moment.timestamp() * 1000)
-    return ts if EARLIEST_PLAUSIBLE_MS <= ts <= arrival + MAX_CLOCK_AHEAD_MS else arrival
+    return plausible_ts(ts, arrival)
 
 
 def iso(ms: int) -> str:

@@ -7,12 +7,13 @@ multiplier (a power of ten) is folded into the value, the unit is kept as sent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from ocpp.exceptions import FormatViolationError
 
-from edge_agent.sources.ocpp.model import Sample
+from edge_agent.sources.ocpp.model import Sample, plausible_ts
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 
@@ -42,7 +43,8 @@ def timestamp_ms(text: str) -> int:
         raise FormatViolationError(details={"cause": f"timestamp {text!r} is not an ISO 8601 date-time"})
     if moment.tzinfo is None:       # OCPP times are UTC; a charger that drops the zone still means UTC
         moment = moment.replace(tzinfo=timezone.utc)
-    return round(moment.timestamp() * 1000)
+    arrival = time.time_ns() // 1_000_000
+    return plausible_ts(round(moment.timestamp() * 1000), arrival)
 
 
 def default_unit(measurand: str) -> str:
