@@ -383,3 +383,15 @@ async def test_commuters_charge_until_they_leave_between_17_00_and_18_30(central
             assert abs((left - visit.departure).total_seconds()) < 60        # when the model says it leaves
             assert stop["meterStop"] > starts[stop["idTag"]]["meterStart"]
         await eventually(lambda: all(c.connector(1).status == "Available" for c in fleet.chargers), "all Available")
+
+
+async def test_model_time_parks_the_midday_cars_now_with_real_timestamps(central):
+    """hinode up's demo at any hour: commuters behave as at 10:30 of a weekday, while every message
+    carries the real time (a live board and the cloud ingest read them as fresh)."""
+    model_time = datetime(2026, 11, 27, 10, 30, tzinfo=LOCAL_TZ)        # a Friday
+    async with ChargerFleet(f"ws://127.0.0.1:{central.port}", chargers=2, version="1.6",
+                            model_time=model_time, meter_interval_s=60, seed=5):
+        await eventually(lambda: len(central.of("StartTransaction")) == 2, "both commuters' cars charging", 15)
+        for start in central.of("StartTransaction"):
+            sent = parse_ocpp_time(start["timestamp"])
+            assert abs((sent - datetime.now(timezone.utc)).total_seconds()) < 30, sent
