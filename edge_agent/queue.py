@@ -94,6 +94,7 @@ class DurableQueue:
         # those are the envelopes it acknowledged just before the connection dropped.
         self.resend_window = resend_window_s
         self._delivered: deque[Delivered] = deque()
+        self._delivered_merged: list[Run] | None = []    # _delivered's runs merged; None: to recompute
         self.resent_after_reconnect = 0
         self._resent: list[Run] = []        # requeued after delivery: dropping them loses nothing
         self._acks: list[int] = []
@@ -216,6 +217,7 @@ class DurableQueue:
         self.readings -= readings
         ids.sort()
         self._delivered.append(Delivered(time.monotonic(), id_runs.runs_of(ids), len(ids), size, readings))
+        self._delivered_merged = None
 
     def _requeue_delivered(self) -> int:
         self._handed.clear()
@@ -229,6 +231,7 @@ class DurableQueue:
             count += chunk.envelopes
         self._resent = id_runs.merged(self._resent + [run for chunk in self._delivered for run in chunk.runs])
         self._delivered.clear()
+        self._delivered_merged = []
         self.resent_after_reconnect += count
         log.info("connection lost: %d envelopes the broker acknowledged in the last %.0fs go out again",
                  count, self.resend_window)
@@ -240,10 +243,14 @@ class DurableQueue:
         delivered = self._delivered
         while delivered and (everything or delivered[0].acked_at <= cutoff):
             expired += delivered.popleft().runs
+            self._delivered_merged = None
         return expired
 
     def _delivered_runs(self) -> list[Run]:
-        return id_runs.merged(run for chunk in self._delivered for run in chunk.runs)
+        # Asked for every next_rows() and every commit: merged once per change of the window.
+        if self._delivered_merged is None:
+            self._delivered_merged = id_runs.merged(run for chunk in self._delivered for run in chunk.runs)
+        return self._delivered_merged
 
     async def next_rows(self, after: int, limit: int, upto: int | None = None) -> list[OutboxRow]:
         """Up to ``limit`` stored envelopes with id > after (and ≤ upto) not yet delivered, oldest

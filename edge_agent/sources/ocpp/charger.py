@@ -9,6 +9,7 @@ right session with its own timestamps.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable
@@ -23,6 +24,7 @@ from hinode.contract import SESSION_DEVICE_SUFFIX, DeviceKind
 
 SESSION_PROFILE = "ocpp-session"
 ABANDONED_REASON = "Other"      # OCPP's reason for a session closed without its StopTransaction
+STATE_REFRESH_S = 300.0         # a connector's unchanged state is repeated this often (boards look back)
 
 
 @dataclass(slots=True)
@@ -69,6 +71,7 @@ class Charger:
         self.boot: BootInfo | None = None
         self.connectors: dict[int, ConnectorState] = {}
         self.targets: dict[int, Target] = {}
+        self._state_sent: dict[int, tuple[tuple, float]] = {}    # connector -> (state values, when sent)
         saved = store.settings(charger_id)
         self.mode = saved.get("mode", config.mode)
         self.max_current_a = float(saved["max_current_a"]) if "max_current_a" in saved else config.max_current_a
@@ -89,20 +92,28 @@ class Charger:
     # ------------------------------------------------------------ batches
 
     def connector_batch(self, connector: int, ts: int, readings: list | None = None) -> DeviceBatch:
+        """A connector's readings plus its state (status, mode, target, decision): the state only when
+        it changed or every STATE_REFRESH_S, so a MeterValues every 10 s does not repeat it each time."""
         state = self.connector(connector)
         out = list(readings or [])
-        out.append(reading(ts, "status", state.status))
-        if state.error_code and state.error_code != "NoError":
-            out.append(reading(ts, "error_code", state.error_code))
         session = self._open_session(connector, state.transaction_id)
         if session is not None and session.last_meter_wh is not None:
             out.append(reading(ts, "session_energy",
                                round(max(0.0, session.last_meter_wh - session.meter_start_wh) / 1000.0, 6), "kWh"))
-        out.append(reading(ts, "mode", self.mode_of(connector)))
+        shown = [("status", state.status, "")]
+        if state.error_code and state.error_code != "NoError":
+            shown.append(("error_code", state.error_code, ""))
+        shown.append(("mode", self.mode_of(connector), ""))
         target = self.targets.get(connector)
         if target is not None:
-            out += [reading(ts, "target_current", target.current_a, "A"), reading(ts, "target_phases", target.phases),
-                    reading(ts, "decision", target.decision)]
+            shown += [("target_current", target.current_a, "A"), ("target_phases", target.phases, ""),
+                      ("decision", target.decision, "")]
+        key = tuple(value for _, value, _ in shown)
+        last_key, last_at = self._state_sent.get(connector, (None, 0.0))
+        now = time.monotonic()
+        if key != last_key or now - last_at >= STATE_REFRESH_S or not readings:
+            out += [reading(ts, metric, value, unit) for metric, value, unit in shown]
+            self._state_sent[connector] = (key, now)
         return DeviceBatch(device=self.id, kind=DeviceKind.CHARGER, profile=self.profile, readings=out,
                            meta={"station": self.id, "evse": str(connector)})
 
