@@ -23,20 +23,13 @@ from ocpp.v16.enums import (Action, AuthorizationStatus, ChargingProfileKindType
 from websockets.exceptions import ConnectionClosed
 
 from edge_agent.sources.base import now_ms
+from edge_agent.sources.ocpp.wirelog import wire_log
 from edge_agent.sources.ocpp.model import (NOMINAL_VOLTAGE_V, plausible_ts, BootInfo, BootSettings, Capabilities, ChargerEvents,
                                            Limit, OcppVersion, RateUnit, Sample, TransactionStart, TransactionStop)
 
 log = logging.getLogger("edge_agent.sources.ocpp.v16")
 
 
-class _WireLog(logging.LoggerAdapter):
-    """The library logs every frame at INFO; that is DEBUG for an agent with many chargers."""
-
-    def info(self, msg, *args, **kwargs):
-        self.debug(msg, *args, **kwargs)
-
-
-wire_log = _WireLog(logging.getLogger("edge_agent.sources.ocpp.wire"), {})
 
 # The library names some codes as 2.0.1 does; a 1.6 charger expects the 1.6 spelling.
 V16_ERROR_CODES = {"FormatViolation": "FormationViolation",

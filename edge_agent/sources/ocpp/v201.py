@@ -30,6 +30,7 @@ from ocpp.v201.enums import ChargingProfileKindEnumType as Kind
 from ocpp.v201.enums import MessageTriggerEnumType, ResetEnumType
 from websockets.exceptions import ConnectionClosed
 
+from edge_agent.sources.ocpp.wirelog import wire_log
 from edge_agent.sources.ocpp import v201_device_model as device_model
 from edge_agent.sources.ocpp import v201_requests as requests
 from edge_agent.sources.ocpp.model import BootInfo, BootSettings, Capabilities, ChargerEvents, Limit, OcppVersion
@@ -37,7 +38,6 @@ from edge_agent.sources.ocpp.v201_samples import samples_from, timestamp_ms
 from edge_agent.sources.ocpp.v201_transactions import TransactionEvent, Transactions
 
 log = logging.getLogger("edge_agent.sources.ocpp.v201")
-wire_log = logging.getLogger("edge_agent.sources.ocpp.wire")
 
 UNKNOWN_UNIQUE_ID = "-1"        # 2.0.1 RPC framework: the message id of an answer to an unreadable frame
 

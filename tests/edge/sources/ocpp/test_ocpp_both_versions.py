@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
@@ -10,8 +11,10 @@ from websockets.asyncio.client import connect
 from tests.edge.sources.ocpp.cp16_peer import basic_auth, eventually, iso, now_ms, open_charge_point, running_source
 
 
-async def test_a_16_and_a_201_charger_share_the_port(make_ocpp_config):
+async def test_a_16_and_a_201_charger_share_the_port(make_ocpp_config, caplog):
     from tests.edge.sources.ocpp.v201_peer import StationPeer
+
+    caplog.set_level(logging.INFO)
 
     async with running_source(make_ocpp_config()) as run:
         async with open_charge_point(run.source.port, "CP1", "pw-CP1") as cp16:
@@ -33,6 +36,9 @@ async def test_a_16_and_a_201_charger_share_the_port(make_ocpp_config):
                 batch16 = (await eventually(lambda: run.of("CP1"), "a CP1 batch"))[-1]
                 assert batch16.profile == "ocpp-1.6"
                 assert run.source.context.devices["CP1"].online and run.source.context.devices["CP2"].online
+                # Frames are DEBUG: at INFO, 200 chargers' frames would fill the agent's log (hinode up's did).
+                frames = [r for r in caplog.records if r.name == "edge_agent.sources.ocpp.wire" and r.levelno >= logging.INFO]
+                assert frames == []
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
