@@ -31,10 +31,13 @@ sources:
   - {type: opcua, name: line-3-plc, endpoint: "opc.tcp://127.0.0.1:4840/",
      devices: [{id: line3-energy, profile: hinode-sim-meter-opcua, node_name: Meter01}]}
   - {type: synthetic, name: synth, devices: [{id: synth-01}]}
+  - {type: ocpp, name: chargers, port: 9000, security_profile: 0, chargers: [{id: CP01}],
+     controller: {grid_meter: {device: hall-a-main}}}
 """
 
 RUNTIME_IMPORTS = """\
 import edge_agent.agent, edge_agent.__main__
+import edge_agent.sources.ocpp.v16, edge_agent.sources.ocpp.v201, edge_agent.sources.sunspec.definitions
 from edge_agent.config import available_source_types, source_plugin
 print(sorted(type_name for type_name in available_source_types() if source_plugin(type_name)))
 """
@@ -75,11 +78,11 @@ def test_the_agent_runs_from_an_install_with_only_the_edge_extra(tmp_path):
     (work / "site.yaml").write_text(SITE_YAML)
     checked = run([str(python), "-m", "edge_agent", "check-config", "site.yaml"], work)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "OK: site plant-a, agent edge-01, 4 sources, 4 devices" in checked.stdout
+    assert "OK: site plant-a, agent edge-01, 5 sources, 5 devices" in checked.stdout
 
     runtime = run([str(python), "-c", RUNTIME_IMPORTS], work)
     assert runtime.returncode == 0, runtime.stderr
-    assert runtime.stdout.split() == ["['modbus',", "'opcua',", "'sunspec',", "'synthetic']"]
+    assert runtime.stdout.split() == ["['modbus',", "'ocpp',", "'opcua',", "'sunspec',", "'synthetic']"]
 
     for cloud_only in ("polars", "fastapi", "httpx", "uvicorn", "influxdb_client"):
         absent = run([str(python), "-c", f"import {cloud_only}"], work)
