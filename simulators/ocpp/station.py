@@ -28,7 +28,7 @@ from simulators.ocpp.devicemodel import DeviceModel
 from simulators.ocpp.ev import LOCAL_TZ, Car, car_for, visit_on
 from simulators.ocpp.metering import samples
 from simulators.ocpp.profiles import ProfileStore
-from simulators.ocpp.smart import limit_at
+from simulators.ocpp.smart import limit_at, parse_profile
 
 log = logging.getLogger("simulators.ocpp")
 STOP_TIMEOUT_S = 5.0
@@ -146,6 +146,69 @@ class SimCharger(ChargerConnection):
         self._booted = False
         self.close_connection()
 
+    # ------------------------------------------------------------------ central system requests
+    # The version-independent part of what the central system asks; v16.py and v201.py read the
+    # request's fields and word the answer.
+
+    def accept_charging_profile(self, raw: dict, connector: int, transaction_id_optional: bool) -> str:
+        """SetChargingProfile: installs the profile and answers its status, or "Rejected". A
+        TxProfile needs a running transaction and its id (1.6 may leave the id out)."""
+        if connector > len(self.connectors):
+            return "Rejected"
+        profile = parse_profile(raw, connector, self.from_peer, self.clock.now())
+        if profile.unit not in self.options.rate_units:
+            return "Rejected"
+        if profile.purpose == "TxProfile":
+            tx, given = self.connector(connector).tx, profile.transaction_id
+            if tx is None or (given != tx.remote_id and (given is not None or not transaction_id_optional)):
+                return "Rejected"
+        status = self.profiles.install(profile)
+        self.wake()
+        return status
+
+    def clear_charging_profiles(self, profile_id: int | None, connector: int | None, purpose: str | None,
+                                stack_level: int | None) -> str:
+        removed = self.profiles.clear(profile_id, connector, purpose, stack_level)
+        self.wake()
+        return "Accepted" if removed else "Unknown"
+
+    def connector_to_start(self, number: int | None) -> Connector | None:
+        """Where a remote start would begin: a free, available connector with a car (``number``, or any)."""
+        candidates = [c for c in self.connectors if c.car is not None and c.tx is None and not c.unavailable
+                      and (number is None or c.number == number)]
+        return candidates[0] if candidates else None
+
+    def start_remotely(self, conn: Connector, id_tag: str, profile: dict | None,
+                       remote_start_id: int | None = None) -> None:
+        """After an accepted remote start, if the car is still there and idle: the transaction and
+        the profile the request carried, tied to the new transaction's id where it is known already
+        (2.0.1; a 1.6 id comes later with the StartTransaction answer)."""
+        if conn.car is None or conn.tx is not None:
+            return
+        self.begin_transaction(conn, id_tag, remote=True, remote_start_id=remote_start_id)
+        if profile:
+            if conn.tx.remote_id is not None:
+                profile = {**profile, "transaction_id": conn.tx.remote_id}
+            self.profiles.install(parse_profile(profile, conn.number, self.from_peer, self.clock.now()))
+
+    def connector_with_transaction(self, remote_id: str) -> Connector | None:
+        match = [c for c in self.connectors if c.tx and c.tx.remote_id == remote_id]
+        return match[0] if match else None
+
+    def send_triggered(self, message: str, conns: list[Connector]) -> None:
+        """After an accepted TriggerMessage: the requested message (2.0.1's TransactionEvent is the meter values)."""
+        if message == "BootNotification":
+            self.enqueue("BootNotification", self.boot_payload)
+        elif message == "Heartbeat":
+            self.enqueue("Heartbeat", self.heartbeat_payload)
+        elif message == "StatusNotification":
+            for conn in conns:
+                self.enqueue("StatusNotification", lambda conn=conn: self.status_payload(conn))
+        elif message in ("MeterValues", "TransactionEvent"):
+            for conn in conns:
+                conn.advance(self.clock.now())
+                self.send_meter_values(conn, "Trigger")
+
     # ------------------------------------------------------------------ physics
     async def _physics_loop(self) -> None:
         while not self._stopping:
@@ -258,12 +321,16 @@ class SimCharger(ChargerConnection):
         return samples(conn, measurands or self.settings.measurands, context)
 
     # ------------------------------------------------------------------ version hooks
+    def on_connected(self) -> None:
+        for conn in self.connectors:
+            self.enqueue("StatusNotification", lambda conn=conn: self.status_payload(conn))
+
     def make_link(self, ws): raise NotImplementedError
     def boot_payload(self): raise NotImplementedError
     def heartbeat_payload(self): raise NotImplementedError
     def authorize_payload(self, id_tag: str): raise NotImplementedError
     def is_authorized(self, response) -> bool: raise NotImplementedError
-    def on_connected(self) -> None: raise NotImplementedError
+    def status_payload(self, conn: Connector): raise NotImplementedError
     def on_status_change(self, conn: Connector, old: str | None, new: str) -> None: raise NotImplementedError
     def on_transaction_started(self, conn: Connector, remote: bool) -> None: raise NotImplementedError
     def send_meter_values(self, conn: Connector, context: str) -> None: raise NotImplementedError
@@ -272,4 +339,30 @@ class SimCharger(ChargerConnection):
         raise NotImplementedError
 
 
-__all__ = ["ChargerOptions", "SentMessage", "SimCharger", "SkipMessage"]
+class ChargerLink:
+    """Mixed into each version's ``ocpp`` ChargePoint: the charger it serves, which records every
+    request it gets, and what an answer's ``@after`` handler still has to do."""
+
+    def __init__(self, charger: SimCharger, ws):
+        super().__init__(charger.charger_id, ws, response_timeout=charger.options.response_timeout_s)
+        self.charger = charger
+        self._after: dict[str, object] = {}
+
+    async def _handle_call(self, msg):
+        self.charger.received.append((msg.action, msg.payload))
+        return await super()._handle_call(msg)
+
+    def start_accepted(self) -> None:
+        """After the answer to an accepted remote start (the handler left its details in ``_after``)."""
+        pending = self._after.pop("start", None)
+        if pending is not None:
+            self.charger.start_remotely(*pending)
+
+    def stop_accepted(self) -> None:
+        """After the answer to an accepted remote stop (the handler left the connector in ``_after``)."""
+        conn = self._after.pop("stop", None)
+        if conn is not None and conn.tx is not None:
+            self.charger.end_transaction(conn, "Remote")
+
+
+__all__ = ["ChargerLink", "ChargerOptions", "SentMessage", "SimCharger", "SkipMessage"]

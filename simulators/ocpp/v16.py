@@ -10,8 +10,8 @@ from ocpp.v16.enums import Action
 
 from simulators.ocpp.clock import ocpp_time
 from simulators.ocpp.connector import Connector, Transaction
-from simulators.ocpp.smart import composite_schedule, parse_profile
-from simulators.ocpp.station import SimCharger, SkipMessage
+from simulators.ocpp.smart import composite_schedule
+from simulators.ocpp.station import ChargerLink, SimCharger, SkipMessage
 
 TRIGGERABLE = ("BootNotification", "Heartbeat", "MeterValues", "StatusNotification")
 
@@ -54,10 +54,6 @@ class V16Charger(SimCharger):
         return call.StatusNotification(connector_id=conn.number, error_code="NoError", status=conn.status,
                                        timestamp=ocpp_time(self.clock.now()))
 
-    def on_connected(self) -> None:
-        for conn in self.connectors:
-            self.enqueue("StatusNotification", lambda conn=conn: self.status_payload(conn))
-
     def on_status_change(self, conn: Connector, old: str | None, new: str) -> None:
         payload = self.status_payload(conn)
         self.enqueue("StatusNotification", lambda: payload)
@@ -96,15 +92,8 @@ class V16Charger(SimCharger):
             id_tag=tx.id_tag, transaction_data=[end]), keep=True)
 
 
-class _Link16(ChargePoint):
-    def __init__(self, charger: V16Charger, ws):
-        super().__init__(charger.charger_id, ws, response_timeout=charger.options.response_timeout_s)
-        self.charger = charger
-        self._after: dict[str, object] = {}
-
-    async def _handle_call(self, msg):
-        self.charger.received.append((msg.action, msg.payload))
-        return await super()._handle_call(msg)
+class _Link16(ChargerLink, ChargePoint):
+    charger: V16Charger
 
     @on(Action.get_configuration)
     def on_get_configuration(self, key: list | None = None, **_):
@@ -123,27 +112,15 @@ class _Link16(ChargePoint):
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict, **_):
-        charger = self.charger
-        charger.profiles_received.append({"connector_id": connector_id, **cs_charging_profiles})
-        if connector_id > len(charger.connectors):
-            return call_result.SetChargingProfile(status="Rejected")
-        profile = parse_profile(cs_charging_profiles, connector_id, charger.from_peer, charger.clock.now())
-        if profile.unit not in charger.options.rate_units:
-            return call_result.SetChargingProfile(status="Rejected")
-        if profile.purpose == "TxProfile":
-            tx = charger.connector(connector_id).tx
-            if tx is None or (profile.transaction_id is not None and profile.transaction_id != tx.remote_id):
-                return call_result.SetChargingProfile(status="Rejected")
-        status = charger.profiles.install(profile)
-        charger.wake()
-        return call_result.SetChargingProfile(status=status)
+        self.charger.profiles_received.append({"connector_id": connector_id, **cs_charging_profiles})
+        return call_result.SetChargingProfile(status=self.charger.accept_charging_profile(
+            cs_charging_profiles, connector_id, transaction_id_optional=True))
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,
                                   charging_profile_purpose: str | None = None, stack_level: int | None = None, **_):
-        removed = self.charger.profiles.clear(id, connector_id, charging_profile_purpose, stack_level)
-        self.charger.wake()
-        return call_result.ClearChargingProfile(status="Accepted" if removed else "Unknown")
+        return call_result.ClearChargingProfile(status=self.charger.clear_charging_profiles(
+            id, connector_id, charging_profile_purpose, stack_level))
 
     @on(Action.get_composite_schedule)
     def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None, **_):
@@ -158,38 +135,26 @@ class _Link16(ChargePoint):
     @on(Action.remote_start_transaction)
     def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
                                     charging_profile: dict | None = None, **_):
-        charger = self.charger
-        candidates = [c for c in charger.connectors if c.car is not None and c.tx is None and not c.unavailable
-                      and (connector_id is None or c.number == connector_id)]
-        if not candidates:
+        conn = self.charger.connector_to_start(connector_id)
+        if conn is None:
             return call_result.RemoteStartTransaction(status="Rejected")
-        self._after["start"] = (candidates[0], id_tag, charging_profile)
+        self._after["start"] = (conn, id_tag, charging_profile)
         return call_result.RemoteStartTransaction(status="Accepted")
 
     @after(Action.remote_start_transaction)
     def after_remote_start_transaction(self, **_):
-        pending = self._after.pop("start", None)
-        if pending is None:
-            return
-        conn, id_tag, profile = pending
-        if conn.car is not None and conn.tx is None:
-            self.charger.begin_transaction(conn, id_tag, remote=True)
-            if profile:
-                self.charger.profiles.install(parse_profile(profile, conn.number, self.charger.from_peer,
-                                                            self.charger.clock.now()))
+        self.start_accepted()
 
     @on(Action.remote_stop_transaction)
     def on_remote_stop_transaction(self, transaction_id: int, **_):
-        match = [c for c in self.charger.connectors if c.tx and c.tx.remote_id == str(transaction_id)]
-        if match:
-            self._after["stop"] = match[0]
-        return call_result.RemoteStopTransaction(status="Accepted" if match else "Rejected")
+        conn = self.charger.connector_with_transaction(str(transaction_id))
+        if conn is not None:
+            self._after["stop"] = conn
+        return call_result.RemoteStopTransaction(status="Rejected" if conn is None else "Accepted")
 
     @after(Action.remote_stop_transaction)
     def after_remote_stop_transaction(self, **_):
-        conn = self._after.pop("stop", None)
-        if conn is not None and conn.tx is not None:
-            self.charger.end_transaction(conn, "Remote")
+        self.stop_accepted()
 
     @on(Action.change_availability)
     def on_change_availability(self, connector_id: int, type: str, **_):
@@ -224,19 +189,8 @@ class _Link16(ChargePoint):
 
     @after(Action.trigger_message)
     def after_trigger_message(self, requested_message: str, connector_id: int | None = None, **_):
-        charger = self.charger
-        conns = [c for c in charger.connectors if connector_id in (None, 0, c.number)]
-        if requested_message == "BootNotification":
-            charger.enqueue("BootNotification", charger.boot_payload)
-        elif requested_message == "Heartbeat":
-            charger.enqueue("Heartbeat", charger.heartbeat_payload)
-        elif requested_message == "StatusNotification":
-            for conn in conns:
-                charger.enqueue("StatusNotification", lambda conn=conn: charger.status_payload(conn))
-        elif requested_message == "MeterValues":
-            for conn in conns:
-                conn.advance(charger.clock.now())
-                charger.send_meter_values(conn, "Trigger")
+        self.charger.send_triggered(requested_message,
+                                    [c for c in self.charger.connectors if connector_id in (None, 0, c.number)])
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, **_):

@@ -17,8 +17,8 @@ from ocpp.v201.enums import Action
 
 from simulators.ocpp.clock import ocpp_time
 from simulators.ocpp.connector import Connector, Transaction
-from simulators.ocpp.smart import composite_schedule, parse_profile
-from simulators.ocpp.station import SimCharger
+from simulators.ocpp.smart import composite_schedule
+from simulators.ocpp.station import ChargerLink, SimCharger
 
 TRIGGERABLE = ("BootNotification", "Heartbeat", "MeterValues", "StatusNotification", "TransactionEvent")
 CHARGING_STATE = {"Charging": "Charging", "SuspendedEV": "SuspendedEV", "SuspendedEVSE": "SuspendedEVSE",
@@ -73,10 +73,6 @@ class V201Charger(SimCharger):
                                        connector_status=connector_status(conn.status),
                                        evse_id=conn.number, connector_id=1)
 
-    def on_connected(self) -> None:
-        for conn in self.connectors:
-            self.enqueue("StatusNotification", lambda conn=conn: self.status_payload(conn))
-
     def on_status_change(self, conn: Connector, old: str | None, new: str) -> None:
         if old is None or connector_status(old) != connector_status(new):
             payload = self.status_payload(conn)
@@ -124,15 +120,8 @@ class V201Charger(SimCharger):
                           else "Idle"})
 
 
-class _Link201(ChargePoint):
-    def __init__(self, charger: V201Charger, ws):
-        super().__init__(charger.charger_id, ws, response_timeout=charger.options.response_timeout_s)
-        self.charger = charger
-        self._after: dict[str, object] = {}
-
-    async def _handle_call(self, msg):
-        self.charger.received.append((msg.action, msg.payload))
-        return await super()._handle_call(msg)
+class _Link201(ChargerLink, ChargePoint):
+    charger: V201Charger
 
     @on(Action.get_variables)
     def on_get_variables(self, get_variable_data: list, **_):
@@ -164,29 +153,17 @@ class _Link201(ChargePoint):
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict, **_):
-        charger = self.charger
-        charger.profiles_received.append({"evse_id": evse_id, **charging_profile})
-        if evse_id > len(charger.connectors):
-            return call_result.SetChargingProfile(status="Rejected")
-        profile = parse_profile(charging_profile, evse_id, charger.from_peer, charger.clock.now())
-        if profile.unit not in charger.options.rate_units:
-            return call_result.SetChargingProfile(status="Rejected")
-        if profile.purpose == "TxProfile":
-            tx = charger.connector(evse_id).tx
-            if tx is None or profile.transaction_id != tx.remote_id:
-                return call_result.SetChargingProfile(status="Rejected")
-        status = charger.profiles.install(profile)
-        charger.wake()
-        return call_result.SetChargingProfile(status=status)
+        self.charger.profiles_received.append({"evse_id": evse_id, **charging_profile})
+        return call_result.SetChargingProfile(status=self.charger.accept_charging_profile(
+            charging_profile, evse_id, transaction_id_optional=False))
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(self, charging_profile_id: int | None = None,
                                   charging_profile_criteria: dict | None = None, **_):
         criteria = charging_profile_criteria or {}
-        removed = self.charger.profiles.clear(charging_profile_id, criteria.get("evse_id"),
-                                              criteria.get("charging_profile_purpose"), criteria.get("stack_level"))
-        self.charger.wake()
-        return call_result.ClearChargingProfile(status="Accepted" if removed else "Unknown")
+        return call_result.ClearChargingProfile(status=self.charger.clear_charging_profiles(
+            charging_profile_id, criteria.get("evse_id"), criteria.get("charging_profile_purpose"),
+            criteria.get("stack_level")))
 
     @on(Action.get_composite_schedule)
     def on_get_composite_schedule(self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_):
@@ -200,39 +177,26 @@ class _Link201(ChargePoint):
     @on(Action.request_start_transaction)
     def on_request_start_transaction(self, id_token: dict, remote_start_id: int, evse_id: int | None = None,
                                      charging_profile: dict | None = None, **_):
-        candidates = [c for c in self.charger.connectors if c.car is not None and c.tx is None and not c.unavailable
-                      and (evse_id is None or c.number == evse_id)]
-        if not candidates:
+        conn = self.charger.connector_to_start(evse_id)
+        if conn is None:
             return call_result.RequestStartTransaction(status="Rejected")
-        self._after["start"] = (candidates[0], id_token["id_token"], remote_start_id, charging_profile)
+        self._after["start"] = (conn, id_token["id_token"], charging_profile, remote_start_id)
         return call_result.RequestStartTransaction(status="Accepted")
 
     @after(Action.request_start_transaction)
     def after_request_start_transaction(self, **_):
-        pending = self._after.pop("start", None)
-        if pending is None:
-            return
-        conn, id_tag, remote_start_id, profile = pending
-        if conn.car is None or conn.tx is not None:
-            return
-        self.charger.begin_transaction(conn, id_tag, remote=True, remote_start_id=remote_start_id)
-        if profile:
-            profile = {**profile, "transaction_id": conn.tx.remote_id}
-            self.charger.profiles.install(parse_profile(profile, conn.number, self.charger.from_peer,
-                                                        self.charger.clock.now()))
+        self.start_accepted()
 
     @on(Action.request_stop_transaction)
     def on_request_stop_transaction(self, transaction_id: str, **_):
-        match = [c for c in self.charger.connectors if c.tx and c.tx.remote_id == transaction_id]
-        if match:
-            self._after["stop"] = match[0]
-        return call_result.RequestStopTransaction(status="Accepted" if match else "Rejected")
+        conn = self.charger.connector_with_transaction(transaction_id)
+        if conn is not None:
+            self._after["stop"] = conn
+        return call_result.RequestStopTransaction(status="Rejected" if conn is None else "Accepted")
 
     @after(Action.request_stop_transaction)
     def after_request_stop_transaction(self, **_):
-        conn = self._after.pop("stop", None)
-        if conn is not None and conn.tx is not None:
-            self.charger.end_transaction(conn, "Remote")
+        self.stop_accepted()
 
     @on(Action.change_availability)
     def on_change_availability(self, operational_status: str, evse: dict | None = None, **_):
@@ -268,19 +232,8 @@ class _Link201(ChargePoint):
 
     @after(Action.trigger_message)
     def after_trigger_message(self, requested_message: str, evse: dict | None = None, **_):
-        charger = self.charger
-        conns = [c for c in charger.connectors if not evse or c.number == evse["id"]]
-        if requested_message == "BootNotification":
-            charger.enqueue("BootNotification", charger.boot_payload)
-        elif requested_message == "Heartbeat":
-            charger.enqueue("Heartbeat", charger.heartbeat_payload)
-        elif requested_message == "StatusNotification":
-            for conn in conns:
-                charger.enqueue("StatusNotification", lambda conn=conn: charger.status_payload(conn))
-        elif requested_message in ("MeterValues", "TransactionEvent"):
-            for conn in conns:
-                conn.advance(charger.clock.now())
-                charger.send_meter_values(conn, "Trigger")
+        self.charger.send_triggered(requested_message,
+                                    [c for c in self.charger.connectors if not evse or c.number == evse["id"]])
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, **_):

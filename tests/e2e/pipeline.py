@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -95,6 +96,16 @@ class Pipeline:
             if ok_only:
                 return False
             raise
+
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        """(HTTP status, JSON answer) of a POST to the cloud API; an error status is an answer too."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
 
     def query(self, q: str) -> list[dict]:
         """InfluxQL rows as dicts (tags merged in)."""

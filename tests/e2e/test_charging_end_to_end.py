@@ -11,11 +11,8 @@ One pipeline (broker, InfluxDB, cloud) serves the whole module; each test uses i
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -62,16 +59,6 @@ def site(tmp_path_factory):
         yield pipeline
     finally:
         pipeline.stop()
-
-
-def post(pipeline, path: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{pipeline.api_port}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def rows_of(pipeline, measurement: str, device: str, where: str = "") -> list[dict]:
@@ -214,7 +201,7 @@ async def commanded_session(pipeline, charger: str, version: str) -> dict:
         await cp.status("Charging", start)
         await cp.meter({"wh": 500_600.0, "w": 7200.0, "a": (10.4, 10.4, 10.4), "v": 230.0, "soc": 50.0}, now_ms())
 
-        status, sent = await asyncio.to_thread(post, pipeline, "/api/commands",
+        status, sent = await asyncio.to_thread(pipeline.post, "/api/commands",
                                                command(charger, "set_current_limit", {"amps": 10}))
         assert status == 202, sent
         limit = await asyncio.to_thread(outcome_when_final, pipeline, sent["id"])
@@ -226,7 +213,7 @@ async def commanded_session(pipeline, charger: str, version: str) -> dict:
         assert period["charging_rate_unit"] == "A"
         assert period["charging_schedule_period"][0]["limit"] == pytest.approx(10.0)
 
-        status, sent = await asyncio.to_thread(post, pipeline, "/api/commands",
+        status, sent = await asyncio.to_thread(pipeline.post, "/api/commands",
                                                command(charger, "remote_stop", {"connector": 1}))
         assert status == 202, sent
         await asyncio.wait_for(cp.stop_requested.wait(), 15)     # the charger got Remote/RequestStop

@@ -2,9 +2,7 @@
 Mosquitto, ``python -m edge_agent run`` and a pymodbus simulator. What an operator does:
 POST a command, read its outcome, see the device change."""
 
-import json
 import time
-import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -15,16 +13,6 @@ from hinode import contract
 pytestmark = pytest.mark.timeout(150)
 
 DEVICE = "meter-1"
-
-
-def post(pipeline, path: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{pipeline.api_port}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def start_site(pipeline):
@@ -61,7 +49,7 @@ def test_a_command_sent_while_the_agent_is_down_is_executed_after_it_reconnects(
     agent = start_site(pipeline)
     agent.stop()
     pipeline.wait(lambda: pipeline.api("/api/commands") is not None and agent.proc.poll() is not None, "agent stopped")
-    status, sent = post(pipeline, "/api/commands", write_command(420))
+    status, sent = pipeline.post("/api/commands", write_command(420))
     assert status == 202, sent
     assert outcome(pipeline, sent["id"])["status"] == "sent"      # nobody answered yet: the agent is down
     agent.start()
@@ -80,7 +68,7 @@ def test_an_expired_command_is_answered_expired_and_not_executed(pipeline):
     agent = start_site(pipeline)
     before = pipeline.wait(lambda: polled_limit(pipeline), "a polled power_limit")
     agent.stop()
-    status, sent = post(pipeline, "/api/commands", write_command(5, expires_in_s=1))
+    status, sent = pipeline.post("/api/commands", write_command(5, expires_in_s=1))
     assert status == 202, sent
     while time.time() * 1000 <= sent["expires_ts"]:          # the condition is the clock passing the expiry
         time.sleep(0.05)
@@ -119,7 +107,7 @@ def test_a_repeated_command_id_runs_once_even_across_an_agent_restart(pipeline):
         sender.loop_stop()
         sender.disconnect()
     # An unknown target is refused with the reason, nothing else happens.
-    status, sent = post(pipeline, "/api/commands", {**write_command(3), "target": "no-such-meter"})
+    status, sent = pipeline.post("/api/commands", {**write_command(3), "target": "no-such-meter"})
     assert status == 202, sent
     rejected = pipeline.wait(lambda: (o := outcome(pipeline, sent["id"]))["status"] != "sent" and o,
                              "the stray command's outcome")
@@ -127,5 +115,5 @@ def test_a_repeated_command_id_runs_once_even_across_an_agent_restart(pipeline):
 
 
 def test_a_command_to_an_agent_never_seen_is_refused_not_lost(pipeline):
-    status, body = post(pipeline, "/api/commands", {**write_command(1), "agent": "edge-99"})
+    status, body = pipeline.post("/api/commands", {**write_command(1), "agent": "edge-99"})
     assert status == 404 and "never connected" in body["detail"]

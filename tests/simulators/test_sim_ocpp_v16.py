@@ -5,12 +5,10 @@ Simulated time runs 60x: a 10 s meter interval is 1/6 s, the 120 s phase-switch 
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from datetime import datetime, time, timedelta, timezone
 
 import pytest
-import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
@@ -21,40 +19,17 @@ from hinode.services import free_port
 from simulators.ocpp import ChargerFleet
 from simulators.ocpp.clock import parse_ocpp_time
 from simulators.ocpp.ev import LOCAL_TZ, Car, visit_on
-from tests.support.waiting import wait_until
+from tests.simulators.ocpp_central import CentralSystem, RecordingLink, eventually, fast_fleet
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 CAR_3P = Car(id_tag="EMP0001", battery_kwh=60.0, max_current_a=32.0, phases=3)
 
 
-async def eventually(predicate, what: str, timeout: float = 10.0):
-    """tests/support/waiting.wait_until in a worker thread, so the event loop keeps serving both peers."""
-    return await asyncio.to_thread(wait_until, predicate, what, timeout)
+class CentralLink(RecordingLink, ChargePoint):
+    """The central system's side of one charger: answers like a CSMS."""
 
-
-class CentralLink(ChargePoint):
-    """The central system's side of one charger: answers like a CSMS and records every request."""
-
-    def __init__(self, charger_id, ws, central):
-        super().__init__(charger_id, ws)
-        self.central = central
-
-    async def _handle_call(self, msg):
-        self.central.log.append((self.id, msg.action, msg.payload, self.central.connection_number))
-        return await super()._handle_call(msg)
-
-    @on(Action.boot_notification)
-    def on_boot(self, **_):
-        return call_result.BootNotification(current_time=now_text(), interval=self.central.heartbeat_s,
-                                            status=self.central.boot_status)
-
-    @on(Action.heartbeat)
-    def on_heartbeat(self, **_):
-        return call_result.Heartbeat(current_time=now_text())
-
-    @on(Action.status_notification)
-    def on_status(self, **_):
-        return call_result.StatusNotification()
+    central: Central
+    results = call_result
 
     @on(Action.authorize)
     def on_authorize(self, id_tag, **_):
@@ -65,52 +40,18 @@ class CentralLink(ChargePoint):
         self.central.next_tx += 1
         return call_result.StartTransaction(transaction_id=self.central.next_tx, id_tag_info={"status": "Accepted"})
 
-    @on(Action.meter_values)
-    def on_meter_values(self, **_):
-        return call_result.MeterValues()
-
     @on(Action.stop_transaction)
     def on_stop(self, **_):
         return call_result.StopTransaction()
 
 
-def now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+class Central(CentralSystem):
+    subprotocol = "ocpp1.6"
+    link_class = CentralLink
 
-
-class Central:
     def __init__(self, port: int, heartbeat_s: int = 30, boot_status: str = "Accepted"):
-        self.port = port
-        self.heartbeat_s = heartbeat_s
-        self.boot_status = boot_status
-        self.log: list[tuple[str, str, dict, int]] = []
-        self.links: dict[str, CentralLink] = {}
-        self.connection_number = 0
+        super().__init__(port, heartbeat_s, boot_status)
         self.next_tx = 100
-        self._server = None
-
-    async def start(self, **serve_options) -> None:
-        self.connection_number += 1
-        self._server = await websockets.serve(self._on_connect, "127.0.0.1", self.port, subprotocols=["ocpp1.6"],
-                                              **serve_options)
-
-    async def stop(self) -> None:
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _on_connect(self, ws) -> None:
-        if ws.subprotocol is None:
-            await ws.close()
-            return
-        link = CentralLink(ws.request.path.strip("/").split("/")[-1], ws, self)
-        self.links[link.id] = link
-        try:
-            await link.start()
-        except websockets.exceptions.ConnectionClosed:
-            pass
-
-    def of(self, action: str) -> list[dict]:
-        return [payload for _, name, payload, _ in self.log if name == action]
 
     def meter_values(self) -> list[dict]:
         """Every sampled value of transaction MeterValues as {measurand/phase: float} with its timestamp."""
@@ -150,9 +91,7 @@ def tx_default(limit: float, unit: str = "A", phases: int | None = None,
 
 
 def fleet_for(central: Central, **options) -> ChargerFleet:
-    options = {"time_scale": 60, "meter_interval_s": 10, "ramp_s": 5, "switch_delay_s": 120, "commute": False,
-               **options}
-    return ChargerFleet(f"ws://127.0.0.1:{central.port}/ocpp", chargers=1, version="1.6", **options)
+    return fast_fleet(f"ws://127.0.0.1:{central.port}/ocpp", "1.6", **options)
 
 
 async def test_session_boots_reports_status_and_meters_energy_consistent_with_power(central):

@@ -5,11 +5,9 @@ Simulated time runs 60x: a 10 s meter interval is 1/6 s, the 120 s phase-switch 
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
-import websockets
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
@@ -18,41 +16,16 @@ from hinode.services import free_port
 from simulators.ocpp import ChargerFleet
 from simulators.ocpp.clock import parse_ocpp_time
 from simulators.ocpp.ev import Car
-from tests.support.waiting import wait_until
+from tests.simulators.ocpp_central import CentralSystem, RecordingLink, eventually, fast_fleet
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 CAR_3P = Car(id_tag="EMP0007", battery_kwh=50.0, max_current_a=16.0, phases=3)
 
 
-async def eventually(predicate, what: str, timeout: float = 10.0):
-    """tests/support/waiting.wait_until in a worker thread, so the event loop keeps serving both peers."""
-    return await asyncio.to_thread(wait_until, predicate, what, timeout)
+class CsmsLink(RecordingLink, ChargePoint):
+    """The CSMS's side of one station: accepts everything."""
 
-
-def now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class CsmsLink(ChargePoint):
-    def __init__(self, station_id, ws, csms):
-        super().__init__(station_id, ws)
-        self.csms = csms
-
-    async def _handle_call(self, msg):
-        self.csms.log.append((msg.action, msg.payload, self.csms.connection_number))
-        return await super()._handle_call(msg)
-
-    @on(Action.boot_notification)
-    def on_boot(self, **_):
-        return call_result.BootNotification(current_time=now_text(), interval=30, status="Accepted")
-
-    @on(Action.heartbeat)
-    def on_heartbeat(self, **_):
-        return call_result.Heartbeat(current_time=now_text())
-
-    @on(Action.status_notification)
-    def on_status(self, **_):
-        return call_result.StatusNotification()
+    results = call_result
 
     @on(Action.authorize)
     def on_authorize(self, id_token, **_):
@@ -62,40 +35,10 @@ class CsmsLink(ChargePoint):
     def on_transaction_event(self, **_):
         return call_result.TransactionEvent()
 
-    @on(Action.meter_values)
-    def on_meter_values(self, **_):
-        return call_result.MeterValues()
 
-
-class Csms:
-    def __init__(self, port: int):
-        self.port = port
-        self.log: list[tuple[str, dict, int]] = []
-        self.links: dict[str, CsmsLink] = {}
-        self.connection_number = 0
-        self._server = None
-
-    async def start(self) -> None:
-        self.connection_number += 1
-        self._server = await websockets.serve(self._on_connect, "127.0.0.1", self.port, subprotocols=["ocpp2.0.1"])
-
-    async def stop(self) -> None:
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _on_connect(self, ws) -> None:
-        if ws.subprotocol is None:
-            await ws.close()
-            return
-        link = CsmsLink(ws.request.path.strip("/").split("/")[-1], ws, self)
-        self.links[link.id] = link
-        try:
-            await link.start()
-        except websockets.exceptions.ConnectionClosed:
-            pass
-
-    def of(self, action: str) -> list[dict]:
-        return [payload for name, payload, _ in self.log if name == action]
+class Csms(CentralSystem):
+    subprotocol = "ocpp2.0.1"
+    link_class = CsmsLink
 
     def events(self, event_type: str | None = None) -> list[dict]:
         return [e for e in self.of("TransactionEvent") if event_type in (None, e["eventType"])]
@@ -125,9 +68,7 @@ async def csms():
 
 
 def fleet_for(csms: Csms, **options) -> ChargerFleet:
-    options = {"time_scale": 60, "meter_interval_s": 10, "ramp_s": 5, "switch_delay_s": 120, "commute": False,
-               **options}
-    return ChargerFleet(f"ws://127.0.0.1:{csms.port}", chargers=1, version="2.0.1", **options)
+    return fast_fleet(f"ws://127.0.0.1:{csms.port}", "2.0.1", **options)
 
 
 def profile(limit: float, unit: str = "A", purpose: str = "TxDefaultProfile", transaction_id: str | None = None,
@@ -294,7 +235,7 @@ async def test_offline_events_are_sent_late_marked_offline(csms):
 
         await csms.start()
         await eventually(lambda: csms.events("Ended"), "the queued Ended event", 15)
-        late = [p for name, p, number in csms.log if number == 2 and name == "TransactionEvent"]
+        late = [p for _, name, p, number in csms.log if number == 2 and name == "TransactionEvent"]
         assert len(late) >= 4 and all(p.get("offline") is True for p in late)
         stamps = [parse_ocpp_time(p["timestamp"]) for p in late]
         assert stamps == sorted(stamps) and dropped_at <= stamps[0] and stamps[-1] <= unplugged_at

@@ -9,6 +9,7 @@ what was awaited and the last answer or exception seen.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 
@@ -18,15 +19,29 @@ NOT_YET = (OSError, KeyError, IndexError, ValueError, TypeError, AttributeError,
 def wait_until(predicate, what: str = "condition", timeout: float = 30.0, interval: float = 0.05,
                context=lambda: ""):
     """The predicate's first truthy value; AssertionError naming ``what`` and the last value seen."""
+    for answer in _answers(predicate, what, timeout, context):
+        if answer:
+            return answer
+        time.sleep(interval)
+
+
+async def wait_until_async(predicate, what: str = "condition", timeout: float = 30.0, interval: float = 0.05,
+                           context=lambda: ""):
+    """``wait_until`` for a test on the event loop: it sleeps with asyncio, so the loop keeps running."""
+    for answer in _answers(predicate, what, timeout, context):
+        if answer:
+            return answer
+        await asyncio.sleep(interval)
+
+
+def _answers(predicate, what: str, timeout: float, context):
+    """The predicate's answer at each try (None where it raised one of NOT_YET), until the deadline."""
     deadline = time.monotonic() + timeout
-    last = None
     while True:
         try:
-            last = predicate()
-            if last:
-                return last
+            last = answer = predicate()
         except NOT_YET as exc:
-            last = exc
-        if time.monotonic() >= deadline:
+            last, answer = exc, None
+        if not answer and time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){context()}")
-        time.sleep(interval)
+        yield answer

@@ -23,6 +23,7 @@ from ocpp.v16.enums import (Action, AuthorizationStatus, ChargingProfileKindType
 from websockets.exceptions import ConnectionClosed
 
 from edge_agent.sources.base import now_ms
+from edge_agent.sources.ocpp.disconnects import closed_as_connection_error
 from edge_agent.sources.ocpp.wirelog import wire_log
 from edge_agent.sources.ocpp.model import (NOMINAL_VOLTAGE_V, plausible_ts, BootInfo, BootSettings, Capabilities, ChargerEvents,
                                            Limit, OcppVersion, RateUnit, Sample, TransactionStart, TransactionStop)
@@ -149,10 +150,8 @@ class Connection(ChargePoint):
             frame[2] = V16_ERROR_CODES.get(frame[2], frame[2])
             message = json.dumps(frame, separators=(",", ":"), default=str)
             self.events.on_protocol_error(frame[2], str(frame[3]))
-        try:
+        with closed_as_connection_error(self.charger_id):
             await super()._send(message)
-        except ConnectionClosed as exc:
-            raise ConnectionError(f"charger {self.charger_id} disconnected") from exc
 
     # ------------------------------------------------------------ charger → central system
 
@@ -265,10 +264,8 @@ class Connection(ChargePoint):
     # ------------------------------------------------------------ central system → charger (ChargerLink)
 
     async def _call(self, payload):
-        try:
+        with closed_as_connection_error(self.charger_id):
             return await self.call(payload, suppress=False)
-        except ConnectionClosed as exc:
-            raise ConnectionError(f"charger {self.charger_id} disconnected") from exc
 
     async def _status(self, payload) -> str:
         try:

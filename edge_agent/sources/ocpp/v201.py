@@ -30,6 +30,7 @@ from ocpp.v201.enums import ChargingProfileKindEnumType as Kind
 from ocpp.v201.enums import MessageTriggerEnumType, ResetEnumType
 from websockets.exceptions import ConnectionClosed
 
+from edge_agent.sources.ocpp.disconnects import closed_as_connection_error
 from edge_agent.sources.ocpp.wirelog import wire_log
 from edge_agent.sources.ocpp import v201_device_model as device_model
 from edge_agent.sources.ocpp import v201_requests as requests
@@ -118,10 +119,8 @@ class Connection(ChargePoint):
         elif message.startswith("[4"):
             frame = json.loads(message)
             self.events.on_protocol_error(str(frame[2]), str(frame[3]))
-        try:
+        with closed_as_connection_error(self.charger_id):
             await super()._send(message)
-        except ConnectionClosed as exc:
-            raise ConnectionError(f"charger {self.charger_id} disconnected") from exc
 
     # ------------------------------------------------------------ station → central system
 
@@ -285,9 +284,8 @@ class Connection(ChargePoint):
         library's schema refuses before it is sent (a tag longer than 36 characters, say)."""
         unique_id = str(uuid.uuid4())
         try:
-            return await self.call(payload, suppress=False, unique_id=unique_id)
-        except ConnectionClosed as exc:
-            raise ConnectionError(f"charger {self.charger_id} disconnected") from exc
+            with closed_as_connection_error(self.charger_id):
+                return await self.call(payload, suppress=False, unique_id=unique_id)
         except OCPPError as error:
             if unique_id not in self._sent_call_ids:
                 raise ValueError(f"{type(payload).__name__} is not valid OCPP 2.0.1: {error}") from None

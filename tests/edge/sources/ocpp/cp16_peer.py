@@ -25,6 +25,7 @@ from edge_agent.sources.ocpp import Config, Source
 from hinode.contract import META_KEYS, TelemetryEnvelope
 from hinode.services import free_port
 from tests.edge.sources.conftest import SourceRun, make_context
+from tests.support.waiting import wait_until_async
 
 DEFAULT_CONFIGURATION = {
     "ChargingScheduleAllowedChargingRateUnit": "Current",
@@ -46,18 +47,7 @@ def now_ms() -> int:
 
 async def eventually(predicate, what: str, timeout: float = 5.0):
     """The predicate's first truthy value, polled without blocking the loop; AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(0.01)
+    return await wait_until_async(predicate, what, timeout, interval=0.01)
 
 
 class ChargePoint16(ChargePoint):

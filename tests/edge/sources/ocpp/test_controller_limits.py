@@ -7,23 +7,22 @@ from __future__ import annotations
 import math
 import random
 
-from edge_agent.sources.ocpp.controller import Circuit, Controller, ControllerSettings
+from edge_agent.sources.ocpp.controller import Circuit, Controller, ControllerSettings, SiteDecision
+from tests.edge.sources.ocpp.controller_cars import charging_car
 from tests.edge.sources.ocpp.controller_sim import Car, SimSite
 
 A, B, C = ("cp-a", 1), ("cp-b", 1), ("cp-c", 1)
 
 
-def _charging(key, current_a: float, **fields) -> Car:
-    car = Car(key, **fields)
-    car.power_w = current_a * car.phases * 230
-    return car
+def _first_step_of_two_now_cars(settings: ControllerSettings, **car_fields) -> SiteDecision:
+    """A (priority 2) and B (priority 1), both in mode ``now``: the controller's first decision."""
+    high = Car(A, mode="now", priority=2, **car_fields)
+    low = Car(B, mode="now", priority=1, **car_fields)
+    return SimSite(Controller(settings), [low, high]).step(0)
 
 
 def test_site_limit_in_amps_goes_to_the_higher_priority_first():
-    high = Car(A, mode="now", max_current_a=32, priority=2)
-    low = Car(B, mode="now", max_current_a=32, priority=1)
-    site = SimSite(Controller(ControllerSettings(site_limit_a=40)), [low, high])
-    decision = site.step(0)
+    decision = _first_step_of_two_now_cars(ControllerSettings(site_limit_a=40), max_current_a=32)
     assert decision.targets[A].current_a == 32.0
     low_target = decision.targets[B]
     assert (low_target.current_a, low_target.reason) == (8.0, "now: 8 A, capped by site limit 40 A")
@@ -31,9 +30,7 @@ def test_site_limit_in_amps_goes_to_the_higher_priority_first():
 
 
 def test_a_loadpoint_that_cannot_get_its_min_current_is_paused():
-    high = Car(A, mode="now", priority=2)
-    low = Car(B, mode="now", priority=1)
-    decision = SimSite(Controller(ControllerSettings(site_limit_a=10)), [low, high]).step(0)
+    decision = _first_step_of_two_now_cars(ControllerSettings(site_limit_a=10))
     assert decision.targets[A].current_a == 10.0
     paused = decision.targets[B]
     assert (paused.current_a, paused.enabled) == (0.0, False)
@@ -41,9 +38,7 @@ def test_a_loadpoint_that_cannot_get_its_min_current_is_paused():
 
 
 def test_site_limit_in_watts():
-    high = Car(A, mode="now", priority=2)
-    low = Car(B, mode="now", priority=1)
-    decision = SimSite(Controller(ControllerSettings(site_limit_w=11000)), [low, high]).step(0)
+    decision = _first_step_of_two_now_cars(ControllerSettings(site_limit_w=11000))
     # mins first (2 x 4140 W), then the high one gets the rest: (11000 - 4140) / 690 = 9.94
     assert decision.targets[A].current_a == 9.9
     assert decision.targets[B].current_a == 6.0
@@ -64,7 +59,7 @@ def test_circuit_limit_caps_only_its_chargers():
 
 
 def test_now_gets_its_minimum_before_a_higher_priority_pv_loadpoint():
-    pv = _charging(A, 10.0, priority=5)
+    pv = charging_car(A, 10.0, priority=5)
     now = Car(B, mode="now")
     site = SimSite(Controller(ControllerSettings(site_limit_a=11)), [pv, now], pv_w=30000)
     decision = site.step(0)
@@ -91,7 +86,7 @@ def test_a_pv_car_waits_for_surplus_not_for_room_at_night():
 
 def test_a_full_now_car_leaves_the_surplus_to_pv_cars():
     full = Car(A, mode="now")                                 # plugged in, draws nothing
-    pv = _charging(B, 6.0)
+    pv = charging_car(B, 6.0)
     site = SimSite(Controller(ControllerSettings()), [full, pv], pv_w=8000)
     full.car_max_a = 0.0
     for decision in site.run(0, 50):                         # it may be about to start: 11 kW held for it
@@ -104,7 +99,7 @@ def test_a_full_now_car_leaves_the_surplus_to_pv_cars():
 
 def test_minpv_minimum_comes_off_the_surplus_before_pv():
     minpv = Car(A, mode="minpv", phases=1)
-    pv = _charging(B, 8.0, priority=5)
+    pv = charging_car(B, 8.0, priority=5)
     site = SimSite(Controller(ControllerSettings()), [minpv, pv], pv_w=6000)
     decision = site.step(0)
     # 6000 - 1380 W for minpv's 6 A on 1p = 4620 W -> 6.69 A for the higher-priority pv car;
@@ -114,8 +109,8 @@ def test_minpv_minimum_comes_off_the_surplus_before_pv():
 
 
 def test_surplus_goes_to_the_higher_priority_and_the_other_pauses_after_the_delay():
-    high = _charging(A, 6.0, priority=1)
-    low = _charging(B, 6.0)
+    high = charging_car(A, 6.0, priority=1)
+    low = charging_car(B, 6.0)
     site = SimSite(Controller(ControllerSettings()), [low, high], pv_w=10000)
     for decision in site.run(0, 170):
         assert decision.targets[A].current_a == 14.4         # 10000 / 690 = 14.49
@@ -129,7 +124,7 @@ def test_surplus_goes_to_the_higher_priority_and_the_other_pauses_after_the_dela
 
 def test_equal_priority_a_charging_car_keeps_the_surplus():
     idle = Car(A)
-    charging = _charging(B, 8.0)
+    charging = charging_car(B, 8.0)
     site = SimSite(Controller(ControllerSettings()), [idle, charging], pv_w=6000)
     for decision in site.run(0, 600):
         assert decision.targets[B].current_a == 8.6
@@ -198,8 +193,8 @@ def test_limits_hold_at_every_step_of_a_simulated_day():
 
 
 def test_a_full_pv_car_of_higher_priority_leaves_the_surplus_to_the_next():
-    full = _charging(A, 6.0, priority=1)
-    other = _charging(B, 6.0)
+    full = charging_car(A, 6.0, priority=1)
+    other = charging_car(B, 6.0)
     site = SimSite(Controller(ControllerSettings()), [full, other], pv_w=12000)
     first = site.step(0)
     assert (first.targets[A].current_a, first.targets[B].current_a) == (16.0, 6.0)   # 12000 - 11040 W left

@@ -7,19 +7,14 @@ import pytest
 
 from edge_agent.sources.ocpp.controller import (
     Controller, ControllerSettings, LoadpointInput, SiteInput)
+from tests.edge.sources.ocpp.controller_cars import charging_car
 from tests.edge.sources.ocpp.controller_sim import Car, SimSite
 
 A, B, C = ("cp-a", 1), ("cp-b", 1), ("cp-c", 2)
 
 
-def _charging(key, current_a: float, **fields) -> Car:
-    car = Car(key, **fields)
-    car.power_w = current_a * car.phases * 230
-    return car
-
-
 def test_without_grid_meter_the_surplus_is_estimated_from_pv():
-    car = _charging(A, 6.0)
+    car = charging_car(A, 6.0)
     site = SimSite(Controller(ControllerSettings()), [car], pv_w=5000, house_w=800, grid_meter=False)
     decision = site.step(0)
     # evcc: grid ~ EV power - PV (the house is invisible without a grid meter)
@@ -31,7 +26,7 @@ def test_without_grid_meter_the_surplus_is_estimated_from_pv():
 
 
 def test_without_any_meter_pv_charging_stops_but_now_goes_on():
-    pv = _charging(A, 10.0)
+    pv = charging_car(A, 10.0)
     now = Car(B, mode="now")
     site = SimSite(Controller(ControllerSettings()), [pv, now], pv_w=20000, grid_meter=False, pv_meter=False)
     first = site.step(0)
@@ -45,7 +40,7 @@ def test_without_any_meter_pv_charging_stops_but_now_goes_on():
 
 
 def test_site_target_replaces_the_surplus_while_set():
-    car = _charging(A, 6.0)
+    car = charging_car(A, 6.0)
     site = SimSite(Controller(ControllerSettings()), [car], pv_w=20000, site_target_w=8000)
     decision = site.step(0)
     assert decision.available_w == 8000
@@ -69,7 +64,7 @@ def test_site_target_is_shared_by_priority_and_starts_a_car_after_the_enable_del
 
 
 def test_residual_power_keeps_that_much_feed_in():
-    car = _charging(A, 6.0)
+    car = charging_car(A, 6.0)
     site = SimSite(Controller(ControllerSettings(residual_w=500)), [car], pv_w=9000)
     decision = site.step(0)
     assert decision.surplus_w == 8500
@@ -79,8 +74,8 @@ def test_residual_power_keeps_that_much_feed_in():
 
 
 def test_pv_share_splits_the_pv_covered_part_pro_rata():
-    first = _charging(A, 16.0, mode="now")
-    second = _charging(B, 16.0, mode="now")
+    first = charging_car(A, 16.0, mode="now")
+    second = charging_car(B, 16.0, mode="now")
     parked = Car(C, mode="now", connected=False)
     controller = Controller(ControllerSettings())
     site = SimSite(controller, [first, second, parked], pv_w=6000, house_w=1000)
@@ -99,7 +94,7 @@ def test_pv_share_splits_the_pv_covered_part_pro_rata():
 
 
 def test_pv_share_counts_the_site_target_as_pv():
-    car = _charging(A, 16.0, mode="now")
+    car = charging_car(A, 16.0, mode="now")
     controller = Controller(ControllerSettings())
     SimSite(controller, [car], site_target_w=5520).step(0)
     assert controller.pv_share()[A] == pytest.approx(0.5)    # 5520 of 11040 W
@@ -136,7 +131,7 @@ def test_negative_or_missing_charger_power_counts_as_nothing():
 
 
 def test_clock_stepping_back_restarts_a_timer_instead_of_freezing_it():
-    car = _charging(A, 10.0)
+    car = charging_car(A, 10.0)
     site = SimSite(Controller(ControllerSettings()), [car], pv_w=2000)
     site.run(1000, 1100)
     site.run(0, 170)                                          # the clock jumped back 1100 s
