@@ -15,6 +15,7 @@ import logging
 import signal
 from datetime import datetime, timezone
 
+import ocpp.messages
 import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
@@ -59,7 +60,9 @@ async def on_connect(websocket) -> None:
         pass
 
 
-async def main(port: int) -> None:
+async def main(port: int, sync_validation: bool) -> None:
+    if sync_validation:           # the library's own switch: validate on the loop, not in a thread
+        ocpp.messages.ASYNC_VALIDATION = False
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -71,4 +74,7 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
-    asyncio.run(main(parser.parse_args().port))
+    parser.add_argument("--sync-validation", action="store_true",
+                        help="ocpp.messages.ASYNC_VALIDATION = False (the library validates in a thread by default)")
+    args = parser.parse_args()
+    asyncio.run(main(args.port, args.sync_validation))

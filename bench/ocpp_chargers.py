@@ -7,7 +7,10 @@ The load (``bench/ocpp_load.py``, its own process, raw frames) boots N OCPP 1.6J
 points, starts a transaction on each, then sends MeterValues with 8 sampled values every
 ``--interval`` seconds per charger, staggered, for ``--duration`` seconds. It runs twice:
 
-(a) against ``bench/ocpp_bare_csms.py`` — the library's minimum cost for the same stream;
+(a) against ``bench/ocpp_bare_csms.py`` — a central system as the library's README writes it;
+(a') the same with the library's ``ASYNC_VALIDATION`` off (it validates each payload in a thread
+    by default; on the loop is cheaper for small payloads, and the agent does that): the library's
+    minimum cost for the same stream;
 (b) against ``python -m edge_agent run`` with an ``ocpp`` source for the same chargers (its
     site controller on, no grid meter), which also turns every message into readings, commits
     them to its durable outbox and publishes them to a private Mosquitto.
@@ -91,15 +94,17 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hinode-bench-ocpp-") as tmp:
         run_dir = Path(tmp)
-        # (a) the bare library
-        bare = subprocess.Popen([PYTHON, str(HERE / "ocpp_bare_csms.py"), "--port", "0"], stdout=subprocess.PIPE,
-                                text=True)
-        port = int(bare.stdout.readline().split()[1])
-        reference: dict = {}
-        try:
-            run_load(f"ws://127.0.0.1:{port}", args, run_dir / "bare.json", reference, {"bare-csms": bare.pid})
-        finally:
-            stop_process(bare)
+        # (a) the bare library, as its README shows it and (a') with validation on the loop
+        references: list[dict] = []
+        for extra in ([], ["--sync-validation"]):
+            bare = subprocess.Popen([PYTHON, str(HERE / "ocpp_bare_csms.py"), "--port", "0", *extra],
+                                    stdout=subprocess.PIPE, text=True)
+            port = int(bare.stdout.readline().split()[1])
+            references.append({})
+            try:
+                run_load(f"ws://127.0.0.1:{port}", args, run_dir / "bare.json", references[-1], {"bare-csms": bare.pid})
+            finally:
+                stop_process(bare)
         # (b) the edge agent
         broker_port = free_port()
         broker = mosquitto(run_dir, broker_port)
@@ -122,7 +127,8 @@ def main() -> int:
             broker.stop()
         print(f"{args.chargers} chargers, MeterValues with 8 measurands every {args.interval:.0f} s, "
               f"{args.duration:.0f} s window")
-        ref_share, ref_us = summary("(a) bare ocpp library", reference, "bare-csms")
+        _, ref_us = summary("(a) bare ocpp library, its defaults", references[0], "bare-csms")
+        _, sync_us = summary("(a') bare ocpp library, ASYNC_VALIDATION off", references[1], "bare-csms")
         share, us = summary("(b) edge agent", measured, "edge-agent")
         rss = measured["rss"]
         print(f"  agent RSS median {rss.rss_median:.0f} MB, peak {rss.hwm_mb:.0f} MB, "
@@ -132,7 +138,8 @@ def main() -> int:
             print(f"  end to end (charger send -> MQTT subscriber): p50 {percentile(latencies, 0.5):.0f} ms "
                   f"p99 {percentile(latencies, 0.99):.0f} ms over {len(latencies)} readings batches")
         print(f"agent CPU in total: {share:.1f}% of one core (target <= 20%)")
-        print(ratio_line("agent CPU per message / bare library's", us, ref_us, "<= 1.5"))
+        print(ratio_line("agent CPU per message / bare library's (a)", us, ref_us, "<= 1.5"))
+        print(ratio_line("agent CPU per message / bare library's minimum (a')", us, min(ref_us, sync_us), "<= 1.5"))
     return 0
 
 
