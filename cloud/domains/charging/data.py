@@ -102,8 +102,10 @@ def parse_connectors(results: list[list[Series]]) -> list[dict]:
         seen = times.get(key, {})
         entry["status_ts"] = seen.get("status")
         for name in ONLY_WITH_NEWEST_STATUS:
-            if name in seen and seen[name] != seen.get("status"):
-                entry[name] = None           # from a session that has ended, an error that has cleared
+            # Older than the newest status: from a session that has ended, an error that has cleared.
+            # (The charger sends its state when it changes; meter values in between are newer.)
+            if name in seen and seen.get("status") is not None and seen[name] < seen["status"]:
+                entry[name] = None
         entry["updated"] = max(seen.values()) if seen else None
         out.append(entry)
     return out

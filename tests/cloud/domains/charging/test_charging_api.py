@@ -90,6 +90,10 @@ def data_lines(now_ms: int) -> list[str]:
         *e.connector("cp-2", "1", now_ms - 5 * MIN, status="Available"),
         *e.connector("cp-4", "1", now_ms - 5 * MIN, status="Faulted", error_code="GroundFailure"),
         *e.connector("cp-3", "1", now_ms - 9 * 86_400_000, status="Faulted", error_code="GroundFailure"),   # too old
+        # cp-6/1 sends its state when it changes, and meter values in between (newer than the status).
+        *e.connector("cp-6", "1", now_ms - 20 * MIN, status="Charging", mode="pv", target_current=16.0),
+        *e.connector("cp-6", "1", now_ms - 10 * MIN, power_total=11000.0, session_energy=0.8),
+        *e.connector("cp-6", "1", now_ms - MIN, power_total=11040.0, session_energy=2.4),
     ]
 
 
@@ -173,7 +177,8 @@ def test_each_connectors_newest_state(client):
     response = client.get("/api/charging/chargers", params={"site": SITE})
     assert response.status_code == 200, response.text
     connectors = {(c["charger"], c["evse"]): c for c in response.json()["connectors"]}
-    assert set(connectors) == {("cp-1", "1"), ("cp-2", "0"), ("cp-2", "1"), ("cp-2", "2"), ("cp-4", "1")}
+    assert set(connectors) == {("cp-1", "1"), ("cp-2", "0"), ("cp-2", "1"), ("cp-2", "2"), ("cp-4", "1"),
+                               ("cp-6", "1")}
     # cp-3 has been silent for 9 days: left out
     finished, charging = connectors[("cp-1", "1")], connectors[("cp-2", "2")]
     assert {k: finished[k] for k in ("status", "power_w", "mode", "target_current_a", "decision",
@@ -185,6 +190,9 @@ def test_each_connectors_newest_state(client):
         {"status": "Charging", "power_w": 4100.0, "mode": "minpv", "target_current_a": 6.0, "target_phases": 1.0,
          "decision": "minpv: 6 A on 1 phase", "session_energy_kwh": 1.9}
     assert charging["updated"] == charging["status_ts"] and connectors[("cp-2", "0")]["status"] == "Available"
+    # Seen in hinode up: meter values newer than the last status change are the running session's.
+    between = connectors[("cp-6", "1")]
+    assert (between["status"], between["power_w"], between["session_energy_kwh"]) == ("Charging", 11040.0, 2.4)
     cleared, faulted = connectors[("cp-2", "1")], connectors[("cp-4", "1")]
     assert (cleared["status"], cleared["error_code"]) == ("Available", None)
     assert (faulted["status"], faulted["error_code"]) == ("Faulted", "GroundFailure")
