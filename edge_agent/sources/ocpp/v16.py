@@ -15,7 +15,7 @@ import math
 from datetime import datetime, timezone
 
 from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, unpack
+from ocpp.messages import Call, CallError
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (Action, AuthorizationStatus, ChargingProfileKindType, ChargingProfilePurposeType,
@@ -23,7 +23,7 @@ from ocpp.v16.enums import (Action, AuthorizationStatus, ChargingProfileKindType
 from websockets.exceptions import ConnectionClosed
 
 from edge_agent.sources.base import now_ms
-from edge_agent.sources.ocpp.disconnects import closed_as_connection_error
+from edge_agent.sources.ocpp.disconnects import closed_as_connection_error, route_parsed_once
 from edge_agent.sources.ocpp.wirelog import wire_log
 from edge_agent.sources.ocpp.model import (NOMINAL_VOLTAGE_V, plausible_ts, BootInfo, BootSettings, Capabilities, ChargerEvents,
                                            Limit, OcppVersion, RateUnit, Sample, TransactionStart, TransactionStop)
@@ -127,15 +127,13 @@ class Connection(ChargePoint):
     # ------------------------------------------------------------ framing and errors
 
     async def route_message(self, raw_msg):
-        try:
-            msg = unpack(raw_msg)
-        except OCPPError as error:
-            await self._send(CallError(_guess_unique_id(raw_msg), error.code, error.description,
-                                       {"cause": str(error.details.get("cause", ""))[:200]}).to_json())
-            return
-        await super().route_message(raw_msg)
+        msg = await route_parsed_once(self, raw_msg, self._unparsable)
         if isinstance(msg, Call) and msg.action != Action.boot_notification:
             self._resumed_without_boot()
+
+    async def _unparsable(self, raw_msg: str, error: OCPPError) -> None:
+        await self._send(CallError(_guess_unique_id(raw_msg), error.code, error.description,
+                                   {"cause": str(error.details.get("cause", ""))[:200]}).to_json())
 
     def _resumed_without_boot(self) -> None:
         """A charger that only lost its network reconnects without a BootNotification; its first

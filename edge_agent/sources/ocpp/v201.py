@@ -21,7 +21,7 @@ import uuid
 from datetime import datetime, timezone
 
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
-from ocpp.messages import CallError, unpack
+from ocpp.messages import CallError
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.datatypes import ClearChargingProfileType, EVSEType, IdTokenInfoType
@@ -30,7 +30,7 @@ from ocpp.v201.enums import ChargingProfileKindEnumType as Kind
 from ocpp.v201.enums import MessageTriggerEnumType, ResetEnumType
 from websockets.exceptions import ConnectionClosed
 
-from edge_agent.sources.ocpp.disconnects import closed_as_connection_error
+from edge_agent.sources.ocpp.disconnects import closed_as_connection_error, route_parsed_once
 from edge_agent.sources.ocpp.wirelog import wire_log
 from edge_agent.sources.ocpp import v201_device_model as device_model
 from edge_agent.sources.ocpp import v201_requests as requests
@@ -101,17 +101,15 @@ class Connection(ChargePoint):
 
     async def route_message(self, raw_msg):
         try:
-            unpack(raw_msg)
-        except OCPPError as error:
-            await self._send(CallError(_unique_id_of(raw_msg), error.code, error.description,
-                                       {"cause": str(error.details.get("cause", ""))[:200]}).to_json())
-            return
-        try:
-            await super().route_message(raw_msg)
+            await route_parsed_once(self, raw_msg, self._unparsable)
         except (TypeError, AttributeError) as error:
             # a CALL whose action is not a string cannot even be looked up in the route map
             await self._send(CallError(_unique_id_of(raw_msg), "FormatViolation",
                                        "Message is not a valid OCPP-J frame", {"cause": str(error)[:200]}).to_json())
+
+    async def _unparsable(self, raw_msg: str, error: OCPPError) -> None:
+        await self._send(CallError(_unique_id_of(raw_msg), error.code, error.description,
+                                   {"cause": str(error.details.get("cause", ""))[:200]}).to_json())
 
     async def _send(self, message):
         if message.startswith("[2"):
