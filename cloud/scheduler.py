@@ -69,6 +69,9 @@ class JobContext:
     config: Any                      # the domain's validated config section (its config_model), or None
     job: "Job"
     log: logging.Logger
+    # ``await ctx.send_command(site=, agent=, target=, name=, params=, expires_in_s=)``: a command to an
+    # edge agent, recorded like POST /api/commands (issued_by = "job:<name>"); None without MQTT.
+    send_command: Callable[..., Awaitable[dict]] | None = None
 
 
 JobRun = Callable[[int, int, JobContext], Awaitable[list[Point]]]
@@ -127,8 +130,10 @@ def _now_ms() -> int:
 class Scheduler:
     def __init__(self, influx: AsyncInfluxClient, config: SchedulerConfig | None = None, *,
                  now_ms: Callable[[], int] = _now_ms, database: str | None = None,
-                 create_database: bool = False):
+                 create_database: bool = False, command_state: Any = None):
         self.influx = influx
+        # app.state (its ``status`` tracker publishes, its ``reader`` records): jobs may send commands
+        self.command_state = command_state
         self.config = config or SchedulerConfig()
         self.now_ms = now_ms
         self.database = database or influx.database
@@ -244,6 +249,16 @@ class Scheduler:
             counters.last_slot = max(counters.last_slot or slot_start_ms, slot_start_ms)
             return
 
+    def _command_sender(self, job: Job) -> Callable[..., Awaitable[dict]] | None:
+        if self.command_state is None or getattr(self.command_state, "status", None) is None:
+            return None
+        from cloud.api.commands import issue_command   # late: the API imports the scheduler
+
+        async def send(**command) -> dict:
+            command.setdefault("issued_by", f"job:{job.name}")
+            return await issue_command(self.command_state, **command)
+        return send
+
     async def run_slot(self, job_name: str, slot_start_ms: int) -> list[Point]:
         """Run one slot once (no retries), write its points and its progress; the points written."""
         entry = self._entries[job_name]
@@ -251,7 +266,8 @@ class Scheduler:
         if job.slot_start(slot_start_ms) != slot_start_ms:
             raise ValueError(f"job {job.name}: {slot_start_ms} is not a slot start")
         slot_end_ms = slot_start_ms + job.every_ms
-        context = JobContext(self.influx, entry.config, job, logging.getLogger(f"cloud.jobs.{job.name}"))
+        context = JobContext(self.influx, entry.config, job, logging.getLogger(f"cloud.jobs.{job.name}"),
+                             self._command_sender(job))
         started = time.perf_counter()
         points = list(await asyncio.wait_for(job.run(slot_start_ms, slot_end_ms, context), job.timeout_s))
         outside = [p for p in points if not slot_start_ms <= p.ts_ms < slot_end_ms]

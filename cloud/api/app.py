@@ -94,7 +94,8 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, dead_letters=No
     app.include_router(operations.router, dependencies=[Depends(auth.require_scope("ops:read"))])
     app.include_router(commands.write_router, dependencies=[Depends(auth.require_scope("commands:write"))])
     app.include_router(commands.read_router, dependencies=[Depends(auth.require_scope("commands:read"))])
-    app.state.scheduler = Scheduler(app.state.reader, config.scheduler, create_database=config.influx.create_database)
+    app.state.scheduler = Scheduler(app.state.reader, config.scheduler, create_database=config.influx.create_database,
+                                    command_state=app.state)
     install_domains(app, config, domains=domains)
     _add_error_handlers(app)
     _add_operational_routes(app)

@@ -99,28 +99,48 @@ def with_outcome(commands: pl.DataFrame, results: pl.DataFrame, now_ms: int) -> 
 
 # ------------------------------------------------------------ routes
 
-@write_router.post("", status_code=202, summary="Send a command to an edge agent (QoS 1, kept for an offline agent)")
-async def send_command(request: Request, body: CommandRequest) -> dict:
-    state = request.app.state
+class CommandUnavailable(RuntimeError):
+    """A command cannot be sent: no MQTT connection in this process, or the agent never connected."""
+
+    def __init__(self, message: str, status: int = 503):
+        super().__init__(message)
+        self.status = status
+
+
+async def issue_command(state, *, site: str, agent: str, target: str, name: str, params: dict,
+                        expires_in_s: int = 300, issued_by: str) -> dict:
+    """Record and publish a command (``state`` = ``app.state``); what ``POST /api/commands`` answers.
+
+    Domain code (a job choosing a site's charging target) sends commands through this too, so every
+    command is in the same audit list whoever issued it. Raises :class:`CommandUnavailable`."""
     tracker = state.status
     if tracker is None:
-        raise HTTPException(503, "this API runs without an MQTT connection; commands cannot be sent")
-    if (body.site, body.agent) not in tracker.snapshot():
-        raise HTTPException(404, f"agent {body.agent!r} at site {body.site!r} has never connected: the broker "
-                                 f"holds no session that could keep a command for it")
-    principal = getattr(request.state, "principal", None)
+        raise CommandUnavailable("this API runs without an MQTT connection; commands cannot be sent")
+    if (site, agent) not in tracker.snapshot():
+        raise CommandUnavailable(f"agent {agent!r} at site {site!r} has never connected: the broker "
+                                 f"holds no session that could keep a command for it", status=404)
     now = _now_ms()
-    command = contract.Command(id=uuid.uuid4().hex, site=body.site, agent=body.agent, target=body.target,
-                               name=body.name, params=body.params, issued_ts=now,
-                               expires_ts=now + body.expires_in_s * 1000,
-                               issued_by=principal.name if principal else "local (auth off)")
+    command = contract.Command(id=uuid.uuid4().hex, site=site, agent=agent, target=target, name=name,
+                               params=params, issued_ts=now, expires_ts=now + int(expires_in_s) * 1000,
+                               issued_by=issued_by)
     # Recorded first: a command the broker took must never be missing from the audit list.
     await state.reader.write_points([command_point(command)])
-    problem = await asyncio.to_thread(tracker.publish, contract.command_topic(body.site, body.agent, body.name),
+    problem = await asyncio.to_thread(tracker.publish, contract.command_topic(site, agent, name),
                                       contract.encode(command))
     if problem is not None:
-        raise HTTPException(503, f"command {command.id} recorded but not sent: {problem}")
+        raise CommandUnavailable(f"command {command.id} recorded but not sent: {problem}")
     return {"id": command.id, "status": "sent", "issued_ts": command.issued_ts, "expires_ts": command.expires_ts}
+
+
+@write_router.post("", status_code=202, summary="Send a command to an edge agent (QoS 1, kept for an offline agent)")
+async def send_command(request: Request, body: CommandRequest) -> dict:
+    principal = getattr(request.state, "principal", None)
+    try:
+        return await issue_command(request.app.state, site=body.site, agent=body.agent, target=body.target,
+                                   name=body.name, params=body.params, expires_in_s=body.expires_in_s,
+                                   issued_by=principal.name if principal else "local (auth off)")
+    except CommandUnavailable as exc:
+        raise HTTPException(exc.status, str(exc)) from None
 
 
 async def _stored(reader, where_commands: str, where_results: str, start_ms: int) -> tuple[pl.DataFrame, pl.DataFrame]:
