@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from dashboards import charging, operations, site_energy
+from dashboards import charging, co2, interchange, operations, site_energy
 from dashboards.common import LANGUAGES
 
 BOARDS: dict[str, Callable[[str], dict]] = {
     site_energy.BASE_UID: site_energy.build,
     operations.BASE_UID: operations.build,
     charging.BASE_UID: charging.build,
+    co2.BASE_UID: co2.build,
+    interchange.BASE_UID: interchange.build,
 }
 
 

@@ -25,7 +25,7 @@ NAMED = {"green": "#73bf69", "red": "#f2495c", "orange": "#ff9830", "yellow": "#
          "text": TEXT}
 UNITS = {"kwatt": "kW", "watt": "W", "kwatth": "kWh", "watth": "Wh", "volt": "V", "amp": "A", "percent": "%",
          "percentunit": "%", "s": "s", "ms": "ms", "short": "", "none": "", "celsius": "°C", "hertz": "Hz",
-         "bps": "b/s", "decbytes": "B", "bytes": "B"}
+         "bps": "b/s", "decbytes": "B", "bytes": "B", "masskg": "kg", "masst": "t", "currencyJPY": "yen"}
 PX_W, ROW_PX, HEADER_PX, DPI = 1600, 34, 70, 100
 MAX_TABLE_ROWS = 9
 
@@ -335,6 +335,9 @@ def draw_panel(ax, d: dict) -> None:
         draw_stat(ax, d)
     elif kind == "table":
         draw_table(ax, d)
+    elif kind == "nodeGraph":
+        from dashboards.draw_graph import draw_node_graph
+        draw_node_graph(ax, d)
     elif kind == "text":
         ax.axis("off")
         _message(ax, ((panel.get("options") or {}).get("content") or "")[:300])

@@ -7,7 +7,9 @@ Two windows, today's last 24 h and the same 24 h one week earlier, one point a m
 - agent health (kind ``agent``): ``edge-01`` (outbox growing over the last 15 min) and ``edge-02``
   (silent for the last 2 hours);
 - ``energy_slot`` (the energy domain's 30-minute consumption) for every meter;
-- ``hinode_ingest`` / ``hinode_ingest_dead_letters`` through ``cloud.ingest.health.health_lines``.
+- ``hinode_ingest`` / ``hinode_ingest_dead_letters`` through ``cloud.ingest.health.health_lines``;
+- the CO2 and interchange boards' series (``dashboards.demo_greencity``: co2_slot, co2_input,
+  interchange_slot, interchange_flow).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cloud.influx import InfluxClient
 from cloud.ingest.health import health_lines
 from cloud.lineproto import envelope_to_lines
 from dashboards.demo_charging import charging_lines
+from dashboards.demo_greencity import greencity_lines
 from hinode.contract import Reading, TelemetryEnvelope
 
 SITE = "hitachi-omika"
@@ -130,6 +133,7 @@ def write_demo_data(influx_url: str, now_ms: int | None = None) -> int:
     now_ms = now_ms or time.time_ns() // 1_000_000
     lines = meter_lines(now_ms) + agent_lines(now_ms) + energy_slot_lines(now_ms) + ingest_health_lines(now_ms)
     lines += charging_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
+    lines += greencity_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
     with InfluxClient(InfluxConfig(url=influx_url, database=DATABASE)) as client:
         client.create_database()
         for start in range(0, len(lines), 5000):

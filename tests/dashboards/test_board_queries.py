@@ -39,7 +39,7 @@ def _non_empty(series: list[dict]) -> bool:
 def test_every_panel_query_of_every_board_returns_data(demo_influx):
     failures, results = [], {}
     boards = catalog.all_dashboards()
-    assert len(boards) == 6
+    assert len(boards) == 10
     for uid, board in boards.items():
         values, options = resolve_variables(board, demo_influx.query)
         for name, found in options.items():

@@ -18,14 +18,15 @@ from dashboards.common import DATASOURCE_UID, InfluxQLQuery
 from dashboards.provisioning import datasource, export
 
 UIDS = {"hinode-site-energy-en", "hinode-site-energy-ja", "hinode-operations-en", "hinode-operations-ja",
-        "hinode-charging-en", "hinode-charging-ja"}
+        "hinode-charging-en", "hinode-charging-ja", "hinode-co2-en", "hinode-co2-ja",
+        "hinode-interchange-en", "hinode-interchange-ja"}
 
 
 def test_boards_have_stable_uids_in_two_languages():
     boards = catalog.all_dashboards()
     assert set(boards) == UIDS
     assert catalog.all_dashboards() == boards                      # deterministic: same JSON every time
-    for base in ("hinode-site-energy", "hinode-operations", "hinode-charging"):
+    for base in ("hinode-site-energy", "hinode-operations", "hinode-charging", "hinode-co2", "hinode-interchange"):
         en, ja = boards[f"{base}-en"], boards[f"{base}-ja"]
         assert [p["id"] for p in en["panels"]] == [p["id"] for p in ja["panels"]]
         assert [p["title"] for p in en["panels"]] != [p["title"] for p in ja["panels"]]
@@ -104,7 +105,7 @@ def test_export_command_line(tmp_path):
                              "--grafana-dir", "/etc/grafana/provisioning"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.split()) == 9
+    assert len(result.stdout.split()) == 3 + len(UIDS)
     provider = yaml.safe_load((tmp_path / "dashboards/hinode.yaml").read_text())["providers"][0]
     assert provider["options"]["path"] == "/etc/grafana/provisioning/dashboards/json"
     rules = yaml.safe_load((tmp_path / "alerting/hinode.yaml").read_text())["groups"][0]["rules"]
