@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from cloud.domains._greencity.calendar import SLOT_MS, month_range_ms, with_calendar
+from cloud.domains._greencity.calendar import SLOT_MS, month_range_ms, slot_starts, with_calendar
 from cloud.domains._greencity.energy import MeterRef, slot_completeness
 from cloud.domains.co2.config import Co2Config, Co2Site
 from cloud.domains.co2.factors import FactorSet
@@ -131,3 +131,36 @@ def production(inputs: pl.DataFrame) -> pl.DataFrame:
     return (inputs.filter(pl.col("kind") == "production").group_by("month")
             .agg(pl.col("amount").sum().alias("production"))
             .cast({"month": pl.String, "production": pl.Float64}))
+
+
+def sites_slot_co2(slot_energy: pl.DataFrame, config: Co2Config, factors: FactorSet, start_ms: int,
+                   end_ms: int) -> pl.DataFrame:
+    """``slot_co2(site_slots(...))`` of every configured site with meters, in one pass over the frame
+    (the same rows as concatenating the per-site results, sorted by site and slot): a year of 300
+    sites is one join and one group-by instead of 300 scans of the whole frame."""
+    sites = [s for s in config.sites if s.grid_meters]
+    meters = [m for s in sites for m in s.meters()]
+    if not meters or end_ms <= start_ms:
+        return slot_co2(site_slots(pl.DataFrame(), [], 0, 0), pl.DataFrame(schema=FACTOR_SCHEMA))
+    wanted = pl.DataFrame([(m.site, m.device, m.metric) for m in meters], orient="row",
+                          schema={"site": pl.String, "device": pl.String, "metric": pl.String}).unique()
+    per_slot = (slot_energy.lazy()
+                .filter((pl.col("slot_start") >= start_ms) & (pl.col("slot_start") < end_ms))
+                .join(wanted.lazy(), on=["site", "device", "metric"], how="semi")
+                .group_by("site", "slot_start")
+                .agg(pl.col("kwh").sum(), (pl.col("readings") > 0).sum().cast(pl.Int64).alias("meters_measured")))
+    starts = pl.DataFrame({"slot_start": slot_starts(start_ms, end_ms)})
+    calendar = with_calendar(starts).drop("weekday", "day_type", "period")
+    expected = wanted.group_by("site").agg(pl.len().cast(pl.Int64).alias("meters_expected"))
+    years = sorted(set(calendar["fiscal_year"].to_list()))
+    table = pl.concat([factor_table(config, site, factors, years).with_columns(pl.lit(site.id).alias("site"))
+                       for site in sites])
+    return (expected.lazy().join(calendar.lazy(), how="cross")
+            .join(per_slot, on=["site", "slot_start"], how="left")
+            .with_columns(pl.col("meters_measured").fill_null(0))
+            .join(table.lazy(), on=["site", "fiscal_year"], how="left")
+            .with_columns(*[(pl.col("kwh") * pl.col(f)).alias(kg) for kg, f in KG_COLUMNS.items()])
+            .select("site", "slot_start", "kwh", "meters_expected", "meters_measured", "date", "slot", "month",
+                    "fiscal_year", *KG_COLUMNS)
+            .sort("site", "slot_start")
+            .collect())

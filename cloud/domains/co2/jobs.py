@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from cloud.domains._greencity.calendar import OFFSET_MS, fiscal_year, local_date
+from cloud.domains._greencity.calendar import OFFSET_MS
 from cloud.domains._greencity.energy import fetch_slot_energy
 from cloud.domains.co2 import accounting
 from cloud.domains.co2.config import Co2Config
@@ -42,12 +42,7 @@ async def compute_range(reader: AsyncInfluxClient, config: Co2Config, start_ms: 
         return pl.DataFrame()
     factors = factors_of(config)
     energy = await fetch_slot_energy(reader, [m for s in sites for m in s.meters()], start_ms, end_ms)
-    years = range(fiscal_year(local_date(start_ms)), fiscal_year(local_date(end_ms - 1)) + 1)
-    frames = []
-    for site in sites:
-        slots = accounting.site_slots(energy, site.meters(), start_ms, end_ms)
-        frames.append(accounting.slot_co2(slots, accounting.factor_table(config, site, factors, years)))
-    return pl.concat(frames)
+    return accounting.sites_slot_co2(energy, config, factors, start_ms, end_ms)
 
 
 def slot_lines(slots_co2: pl.DataFrame) -> list[str]:

@@ -226,3 +226,29 @@ def test_config_errors_name_the_key():
     twice = CloudConfig.model_validate({"domains": {"co2": {"sites": [{"id": "a"}, {"id": "a"}]}}})
     with pytest.raises(CloudConfigError, match=r"domains.co2.sites: .*site 'a' is configured twice"):
         check_domain_configs(twice, "cloud.yaml", domains=[DOMAIN])
+
+
+def test_the_bulk_path_for_many_sites_equals_the_per_site_path(test_factors):
+    """recompute and the co2.slots job use sites_slot_co2 (one pass for every site); a site page uses
+    site_slots + slot_co2. Both must give the same rows: gaps, a second meter and a fiscal-year edge."""
+    cfg = Co2Config.model_validate({"sites": [
+        {"id": "p", "retailer": "testco", "grid_meters": [{"device": "main-meter"}, {"device": "hall-b"}]},
+        {"id": "q", "retailer": "testco", "own_factor": {"basic_kg_per_kwh": 0.5, "adjusted_kg_per_kwh": 0.4},
+         "grid_meters": [{"device": "main-meter"}]},
+        {"id": "bills-only"}]})
+    start = ms("2025-03-31T22:00:00+09:00")        # four slots across the FY2024/FY2025 boundary
+    starts = [start + i * SLOT_MS for i in range(8)]
+    slot_energy = pl.concat([
+        energy("p", starts, 2.0), energy("p", starts[:3], 1.0, device="hall-b"),     # hall-b stops after 3
+        energy("q", starts[:2] + starts[4:], 3.0),                                    # q has a 2-slot gap
+        energy("q", starts, 9.0, device="not-configured")])
+    bulk = accounting.sites_slot_co2(slot_energy, cfg, test_factors, start, start + 8 * SLOT_MS)
+    per_site = pl.concat([
+        accounting.slot_co2(accounting.site_slots(slot_energy, site.meters(), start, start + 8 * SLOT_MS),
+                            accounting.factor_table(cfg, site, test_factors, [2024, 2025]))
+        for site in cfg.sites if site.grid_meters]).select(bulk.columns).sort("site", "slot_start")
+    assert bulk.to_dicts() == per_site.to_dicts()
+    q = bulk.filter(pl.col("site") == "q")
+    assert q["kwh"].to_list() == [3.0, 3.0, None, None, 3.0, 3.0, 3.0, 3.0]          # a gap is null, never 0
+    assert q["kg_market"].to_list()[:2] == [pytest.approx(1.2)] * 2                   # 3 kWh x 0.4
+    assert bulk.filter(pl.col("site") == "p")["meters_measured"].to_list() == [2, 2, 2, 1, 1, 1, 1, 1]
