@@ -9,6 +9,7 @@ Frames:
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from cloud.domains._greencity.calendar import SLOT_MS, month_range_ms, slot_starts, with_calendar
@@ -136,31 +137,48 @@ def production(inputs: pl.DataFrame) -> pl.DataFrame:
 def sites_slot_co2(slot_energy: pl.DataFrame, config: Co2Config, factors: FactorSet, start_ms: int,
                    end_ms: int) -> pl.DataFrame:
     """``slot_co2(site_slots(...))`` of every configured site with meters, in one pass over the frame
-    (the same rows as concatenating the per-site results, sorted by site and slot): a year of 300
-    sites is one join and one group-by instead of 300 scans of the whole frame."""
-    sites = [s for s in config.sites if s.grid_meters]
-    meters = [m for s in sites for m in s.meters()]
-    if not meters or end_ms <= start_ms:
+    (the same rows as concatenating the per-site results, sorted by site and slot).
+
+    A year of 300 sites is 5 M (site, slot) rows: instead of joining a grid of every (site, slot) with
+    the measured ones on a string key, each row gets its dense position ``site_index * slots +
+    slot_index`` and the measured sums are scattered into arrays of that size (numpy), so a gap stays
+    null without any join."""
+    sites = sorted((s for s in config.sites if s.grid_meters), key=lambda s: s.id)
+    if not sites or end_ms <= start_ms:
         return slot_co2(site_slots(pl.DataFrame(), [], 0, 0), pl.DataFrame(schema=FACTOR_SCHEMA))
-    wanted = pl.DataFrame([(m.site, m.device, m.metric) for m in meters], orient="row",
-                          schema={"site": pl.String, "device": pl.String, "metric": pl.String}).unique()
-    per_slot = (slot_energy.lazy()
-                .filter((pl.col("slot_start") >= start_ms) & (pl.col("slot_start") < end_ms))
-                .join(wanted.lazy(), on=["site", "device", "metric"], how="semi")
-                .group_by("site", "slot_start")
-                .agg(pl.col("kwh").sum(), (pl.col("readings") > 0).sum().cast(pl.Int64).alias("meters_measured")))
-    starts = pl.DataFrame({"slot_start": slot_starts(start_ms, end_ms)})
-    calendar = with_calendar(starts).drop("weekday", "day_type", "period")
-    expected = wanted.group_by("site").agg(pl.len().cast(pl.Int64).alias("meters_expected"))
+    calendar = with_calendar(pl.DataFrame({"slot_start": slot_starts(start_ms, end_ms)})).drop(
+        "weekday", "day_type", "period")
+    first, n = calendar["slot_start"][0], calendar.height
+    site_index = {site.id: i for i, site in enumerate(sites)}
+    meter_keys = pl.DataFrame([(site_index[m.site], m.device, m.metric) for s in sites for m in s.meters()],
+                              orient="row", schema={"site_index": pl.Int64, "device": pl.String,
+                                                    "metric": pl.String}).unique()
+    measured = (slot_energy.lazy()
+                .filter((pl.col("slot_start") >= first) & (pl.col("slot_start") < end_ms))
+                .with_columns(pl.col("site").replace_strict(site_index, default=None, return_dtype=pl.Int64)
+                              .alias("site_index"))
+                .join(meter_keys.lazy(), on=["site_index", "device", "metric"], how="semi")
+                .group_by((pl.col("site_index") * n + (pl.col("slot_start") - first) // SLOT_MS).alias("position"))
+                .agg(pl.col("kwh").sum(), (pl.col("readings") > 0).sum().cast(pl.Int64).alias("measured"))
+                .collect())
+    size = len(sites) * n
+    position = measured["position"].to_numpy()
+    kwh = np.full(size, np.nan)
+    kwh[position] = measured["kwh"].to_numpy()
+    meters_measured = np.zeros(size, dtype=np.int64)
+    meters_measured[position] = measured["measured"].to_numpy()
+    expected = meter_keys.group_by("site_index").agg(pl.len()).sort("site_index")["len"].to_numpy()
     years = sorted(set(calendar["fiscal_year"].to_list()))
-    table = pl.concat([factor_table(config, site, factors, years).with_columns(pl.lit(site.id).alias("site"))
-                       for site in sites])
-    return (expected.lazy().join(calendar.lazy(), how="cross")
-            .join(per_slot, on=["site", "slot_start"], how="left")
-            .with_columns(pl.col("meters_measured").fill_null(0))
-            .join(table.lazy(), on=["site", "fiscal_year"], how="left")
-            .with_columns(*[(pl.col("kwh") * pl.col(f)).alias(kg) for kg, f in KG_COLUMNS.items()])
-            .select("site", "slot_start", "kwh", "meters_expected", "meters_measured", "date", "slot", "month",
-                    "fiscal_year", *KG_COLUMNS)
-            .sort("site", "slot_start")
-            .collect())
+    year_of_slot = np.searchsorted(np.array(years), calendar["fiscal_year"].to_numpy())
+    site_rows, slot_rows = np.repeat(np.arange(len(sites)), n), np.tile(np.arange(n), len(sites))
+    out = {"site": pl.Series([s.id for s in sites]).gather(site_rows),
+           "slot_start": calendar["slot_start"].gather(slot_rows),
+           "kwh": pl.Series(kwh, nan_to_null=True),
+           "meters_expected": pl.Series(np.repeat(expected.astype(np.int64), n)),
+           "meters_measured": pl.Series(meters_measured),
+           **{name: calendar[name].gather(slot_rows) for name in ("date", "slot", "month", "fiscal_year")}}
+    tables = [factor_table(config, site, factors, years) for site in sites]
+    for kg, column in KG_COLUMNS.items():
+        per_site_year = np.array([[np.nan if v is None else v for v in table[column]] for table in tables])
+        out[kg] = pl.Series(kwh * per_site_year[site_rows, year_of_slot[slot_rows]], nan_to_null=True)
+    return pl.DataFrame(out)
