@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from cloud.domains._greencity.calendar import SLOT_MS, month_of_ms
+from cloud.domains._greencity.calendar import OFFSET_MS, SLOT_MS
 from cloud.domains.interchange.config import Community
 from cloud.domains.interchange.service import ALLOCATION_SCHEMA, allocate_by_month, participants_frame
 
@@ -52,12 +52,10 @@ def community_slots(slot_energy: pl.DataFrame, meters: pl.DataFrame, slot_starts
     (null for a producer without one: allocate then takes generation minus own consumption)."""
     grid = (pl.DataFrame({"slot_start": slot_starts}, schema={"slot_start": pl.Int64})
             .join(meters.select("site").unique(), how="cross"))
-    per_kind = (slot_energy.join(meters, on=["site", "device", "metric"], how="inner")
-                .group_by("slot_start", "site", "kind").agg(pl.col("kwh").sum()))
-    values = pl.DataFrame(schema={"slot_start": pl.Int64, "site": pl.String})
-    for kind in KINDS:
-        one = per_kind.filter(pl.col("kind") == kind).select("slot_start", "site", pl.col("kwh").alias(kind))
-        values = values.join(one, on=["slot_start", "site"], how="full", coalesce=True)
+    kind = pl.col("kind")
+    values = (slot_energy.join(meters, on=["site", "device", "metric"], how="inner")
+              .group_by("slot_start", "site")
+              .agg(*[pl.when((kind == k).any()).then(pl.col("kwh").filter(kind == k).sum()).alias(k) for k in KINDS]))
     # A producer with an export meter whose slot is missing offers 0 (not its whole generation).
     exporting = meters.filter(pl.col("kind") == "export")["site"].unique().implode()
     shareable = pl.when(pl.col("site").is_in(exporting)).then(pl.col("export").fill_null(0.0))
@@ -83,10 +81,12 @@ def slot_status(slot_energy: pl.DataFrame, meters: pl.DataFrame, slot_starts: li
 
 def rules_of_slots(community: Community, slot_starts: list[int]) -> pl.DataFrame:
     """slot_start, rule: the rule of each slot's month."""
-    months = {s: month_of_ms(s) for s in slot_starts}
-    rule_of_month = {m: community.rule_for(m) for m in set(months.values())}
-    return pl.DataFrame({"slot_start": list(months), "rule": [rule_of_month[m] for m in months.values()]},
-                        schema={"slot_start": pl.Int64, "rule": pl.String})
+    frame = pl.DataFrame({"slot_start": slot_starts}, schema={"slot_start": pl.Int64})
+    month = (pl.col("slot_start") + OFFSET_MS).cast(pl.Datetime("ms")).dt.strftime("%Y-%m")
+    frame = frame.with_columns(month.alias("month"))
+    rule_of_month = {m: community.rule_for(m) for m in frame["month"].unique().to_list()}
+    return frame.select("slot_start", pl.col("month").replace_strict(rule_of_month, return_dtype=pl.String)
+                        .alias("rule"))
 
 
 def to_settle(status: pl.DataFrame, settled: pl.DataFrame, as_of_ms: int, grace_s: int) -> pl.DataFrame:
