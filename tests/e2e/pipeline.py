@@ -14,6 +14,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from hinode import services
 from hinode.services import ManagedProcess, free_port
 from tests.support.agent_proc import AgentProcess, write_site_config
@@ -46,13 +48,18 @@ class Simulator:
 
 
 class Pipeline:
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, cloud_config: dict | None = None):
+        """``cloud_config``: a cloud.yaml (e.g. its ``domains:`` sections) the cloud is started with."""
         self.tmp = tmp_path
         self.broker = services.mosquitto(tmp_path / "mosquitto")
         self.influx = services.influxdb(tmp_path / "influxdb")
         self.api_port = free_port()
+        config_args = []
+        if cloud_config is not None:
+            (tmp_path / "cloud.yaml").write_text(yaml.safe_dump(cloud_config, sort_keys=False))
+            config_args = ["--config", str(tmp_path / "cloud.yaml")]
         self.cloud = ManagedProcess(
-            "cloud", [sys.executable, "-m", "cloud", "serve", "--mqtt-port", str(self.broker.port),
+            "cloud", [sys.executable, "-m", "cloud", "serve", *config_args, "--mqtt-port", str(self.broker.port),
                       "--influx-url", self.influx.url, "--port", str(self.api_port)],
             tmp_path / "cloud.log", self.api_port, env={"PYTHONUNBUFFERED": "1"})
         self.sims: list[Simulator] = []

@@ -14,7 +14,7 @@ from cloud.api import params
 from cloud.domains import domain_config
 from cloud.domains._greencity.calendar import (DAY_MS, SLOT_MS, date_start_ms, fiscal_year, local_date,
                                                month_of_ms, month_range_ms, slot_start)
-from cloud.domains.interchange import data, jobs, statements
+from cloud.domains.interchange import charging, data, jobs, statements
 from cloud.domains.interchange.config import Community, InterchangeConfig
 
 router = APIRouter()
@@ -168,3 +168,44 @@ async def settle(request: Request, community_id: str,
     return {"community": community.id, "start": start_ms, "end": end_ms, "points": len(points),
             "slots": chosen.height, "provisional": int(chosen["provisional"].sum()) if chosen.height else 0,
             "unsettled": (end_ms - start_ms) // SLOT_MS - chosen.height}
+
+
+@router.post("/communities/{community_id}/charging-target", dependencies=[Depends(require_write)],
+             summary="Send a day's expected surplus to the community's charging sites now (site_target command)")
+async def charging_target(request: Request, community_id: str,
+                          date: str | None = Query(None, description="YYYY-MM-DD (JST): the day to charge; "
+                                                                      "default tomorrow")):
+    """What the ``interchange.charging_target`` job does at 20:00 JST, on request: after a config
+    change, or to see the window the job would choose. Each charging participant gets its own
+    target; ``command`` is null (with the reason) when nothing was sent."""
+    from cloud.api.commands import CommandUnavailable, issue_command
+
+    community = _community(request, community_id)
+    day_text, start, _ = _day(date or (local_date(int(time.time() * 1000) + DAY_MS)).isoformat())
+    expected = await jobs.expected_surplus(request.app.state.reader, community, start)
+    principal = getattr(request.state, "principal", None)
+    answers = []
+    for p in community.participants:
+        if p.charging is None:
+            continue
+        target = charging.choose_window(expected, p.charging.max_kw)
+        answer = {"site": p.site, "agent": p.charging.agent, "source": p.charging.source,
+                  "target": target.params() if target else None, "command": None, "reason": ""}
+        if target is None:
+            answer["reason"] = "no expected surplus that day"
+        elif target.until_ms <= time.time() * 1000:
+            answer["reason"] = "the window is over already"
+        else:
+            try:
+                answer["command"] = await issue_command(
+                    request.app.state, site=p.site, agent=p.charging.agent, target=p.charging.source,
+                    name="site_target", params=target.params(),
+                    expires_in_s=max(60, int(target.until_ms - time.time() * 1000) // 1000),
+                    issued_by=principal.name if principal else "local (auth off)")
+            except CommandUnavailable as exc:
+                answer["reason"] = str(exc)
+        answers.append(answer)
+    if not answers:
+        raise params.InvalidParameter("community_id", f"community {community.id} has no participant with a "
+                                                      "charging section")
+    return {"community": community.id, "date": day_text, "targets": answers}
