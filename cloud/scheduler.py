@@ -86,6 +86,9 @@ class Job:
     align_offset_s: int = 0          # UTC offset of the local time slots align to (JST: 9 * 3600)
     timeout_s: float = 600.0         # one slot's run; longer counts as a failure
     database: str | None = None      # where its points go (default: influx.database)
+    # Points may lie this far after the slot's end (a day-ahead forecast made for the day after
+    # next); by default a job writes only inside its own slot, so a rerun overwrites what it wrote.
+    points_ahead_s: int = 0
 
     def __post_init__(self):
         if self.every_s <= 0 or self.delay_s < 0:
@@ -270,7 +273,7 @@ class Scheduler:
                              self._command_sender(job))
         started = time.perf_counter()
         points = list(await asyncio.wait_for(job.run(slot_start_ms, slot_end_ms, context), job.timeout_s))
-        outside = [p for p in points if not slot_start_ms <= p.ts_ms < slot_end_ms]
+        outside = [p for p in points if not slot_start_ms <= p.ts_ms < slot_end_ms + job.points_ahead_s * 1000]
         if outside:
             raise ValueError(f"job {job.name} slot {_iso(slot_start_ms)}: {len(outside)} point(s) outside the slot, "
                              f"e.g. {outside[0].measurement} at {outside[0].ts_ms}")
