@@ -2,7 +2,10 @@
 
 Starts, in a data directory: a private Mosquitto and InfluxDB, the cloud ingest +
 API + board, Modbus/SunSpec/OPC UA meter simulators and one edge agent polling all
-of them; prints the board URL and a live status line. A child that dies is restarted
+of them; prints the board URL and a live status line. The green-city demo (hinode/up_greencity.py)
+writes data/cloud.yaml for the co2/interchange/forecast domains, backfills a year of history for
+its sites, enters the bills of its unmetered factory, asks the domains to compute that year, and
+runs the SME sites live (``python -m simulators greencity``). A child that dies is restarted
 with back-off (``hinode.supervisor``) and the status line counts the restarts; a service
 that cannot be brought back stops everything with exit code 1. Ctrl-C stops everything in
 reverse order (exit code 0). A second run reuses the data directory (and its ports when free).
@@ -14,6 +17,7 @@ import json
 import secrets
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, replace
@@ -26,6 +30,7 @@ import yaml
 from hinode import services
 from hinode.services import ClientProcess, ManagedProcess, free_port, port_open
 from hinode.supervisor import ServiceGaveUp, Supervisor
+from hinode.up_greencity import GreenCity, domain_sections, live_publisher_argv, usable_sections
 from hinode.up_metrics import UpFigures, samples, serve_up_metrics
 
 
@@ -40,6 +45,7 @@ class Plan:
     api_port: int = 8080
     site: str = "hitachi-omika"
     agent: str = "edge-01"
+    greencity: bool = True              # the green-city demo: a year of history, its domains, live SME sites
 
 
 def _ports(data_dir: Path, wanted: dict[str, int]) -> dict[str, int]:
@@ -175,6 +181,8 @@ class Platform:
         self.supervisor = Supervisor(say=_say)
         self.figures = UpFigures()
         self.metrics_server = None
+        self.greencity: GreenCity | None = None
+        self.greencity_sites: tuple[int, int] | None = None     # (live, expected) for the status line
 
     def _proc(self, name: str, argv: list[str], port: int) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.data / "logs" / f"{name}.log", port,
@@ -190,11 +198,19 @@ class Platform:
         for proc in (broker, influx):
             self.procs.append(proc)
             proc.start(timeout=60)
-        cloud = self._proc("cloud", _python("-m", "cloud", "serve", "--mqtt-port", str(p["mqtt"]),
+        model_time = demo_model_time()
+        cloud_yaml = self._write_cloud_yaml()
+        cloud = self._proc("cloud", _python("-m", "cloud", "serve", "--config", str(cloud_yaml),
+                                            "--mqtt-port", str(p["mqtt"]),
                                             "--influx-url", f"http://127.0.0.1:{p['influx']}",
                                             "--port", str(p["api"])), p["api"])
         cloud.start(timeout=60)
         _wait_http(f"http://127.0.0.1:{p['api']}/readyz", "cloud", cloud)
+        if plan.greencity:      # the history and the domains' calls run beside the rest of the start-up
+            self.greencity = GreenCity(self.data, f"http://127.0.0.1:{p['influx']}", bool(plan.chargers), _say)
+            live_start_s = datetime.fromisoformat(model_time).replace(tzinfo=DEMO_TZ).timestamp()
+            threading.Thread(target=self.greencity.run, args=(live_start_s, f"http://127.0.0.1:{p['api']}"),
+                             name="greencity", daemon=True).start()
         sims = [self._proc("sim-modbus", _python("-m", "simulators", "modbus", "--port", str(p["modbus"]),
                                                  "--meters", str(plan.modbus_meters)), p["modbus"])]
         if plan.sunspec_meters:
@@ -204,7 +220,6 @@ class Platform:
         if plan.opcua_meters:
             sims.append(self._proc("sim-opcua", _python("-m", "simulators", "opcua", "--port", str(p["opcua"]),
                                                         "--meters", str(plan.opcua_meters)), p["opcua"]))
-        model_time = demo_model_time()
         if plan.chargers:
             sims.append(self._proc("sim-pv-site", _python("-m", "simulators", "modbus", "--sunspec", "--pv-site",
                                                           "--port", str(p["pv_site"]), "--start", model_time,
@@ -228,8 +243,25 @@ class Platform:
                 self.data / "logs" / "sim-chargers.log", env={"PYTHONUNBUFFERED": "1"})
             self.procs.append(chargers)
             chargers.start(timeout=60)
+        if self.greencity is not None:
+            publisher = ClientProcess("sim-greencity", live_publisher_argv(_python(), p["mqtt"]),
+                                      self.data / "logs" / "sim-greencity.log", env={"PYTHONUNBUFFERED": "1"})
+            self.procs.append(publisher)
+            publisher.start(timeout=60)
         for proc in self.procs:
             self.supervisor.watch(proc)
+
+    def _write_cloud_yaml(self) -> Path:
+        """data/cloud.yaml: the green-city domains' sections (only those installed and accepting them)."""
+        path = self.data / "cloud.yaml"
+        sections = {}
+        if self.plan.greencity:
+            sections, problems = usable_sections(domain_sections(self.plan.agent, bool(self.plan.chargers)))
+            for problem in problems:
+                _say(f"green city: {problem}")
+        path.write_text("# written by hinode up at every start (hinode/up_greencity.py)\n"
+                        + yaml.safe_dump({"domains": sections}, sort_keys=False, allow_unicode=True))
+        return path
 
     def _charger_passwords(self) -> tuple[Path, Path]:
         """The demo chargers' Basic-auth passwords (security profile 1), one per charger, kept with the
@@ -266,7 +298,13 @@ class Platform:
         try:
             devices = _http_json(f"http://127.0.0.1:{p['api']}/api/devices")
             devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
-            meters = [d for d in devices if d.get("kind") != "agent"]
+            # the edge site's meters; the green-city sites have their own count
+            meters = [d for d in devices
+                      if d.get("kind") != "agent" and d.get("site", self.plan.site) == self.plan.site]
+            if self.greencity is not None:
+                live = {d.get("site") for d in devices if d.get("kind") != "agent" and d.get("online")}
+                expected = [s for s in self.greencity.sites() if s != self.plan.site]
+                self.greencity_sites = (sum(1 for s in expected if s in live), len(expected))
             figures.devices_online = sum(1 for d in meters if d.get("online"))
             figures.devices_known = len(meters)
             figures.missing_readings = sum((d.get("completeness") or {}).get("missing") or 0 for d in meters)
@@ -297,6 +335,8 @@ class Platform:
             parts.append("cloud: no answer")
         if f.ingest_lag_p50_seconds is not None:
             parts.append(f"ingest lag p50 {f.ingest_lag_p50_seconds * 1000:.0f} ms")
+        if self.greencity_sites is not None:
+            parts.append(f"green-city sites live {self.greencity_sites[0]}/{self.greencity_sites[1]}")
         restarts = self.supervisor.summary()
         if restarts:
             parts.append(restarts)

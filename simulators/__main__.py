@@ -7,6 +7,7 @@
                                 [--timeout-unit N] [--exception-unit N:CODE]
     python -m simulators opcua --port 4840 --meters 8 [--interval 1]
                                [--security Basic256Sha256 --cert-dir DIR [--trust CERT]]
+    python -m simulators greencity --mqtt-port 1883 [--sites sme-press,sme-food] [--interval 10] [--seed 0]
     python -m simulators ocpp --chargers 10 --version 1.6|2.0.1|mixed --url ws://host:port[/prefix]
                               [--password P | --passwords-file F] [--cafile F] [--time-scale 60]
                               [--start HH:MM] [--meter-interval S] [--phase-switching] ...
@@ -25,6 +26,7 @@ import sys
 from simulators.modbus import DEFAULT_PROFILE, ModbusSimulator
 from simulators.modbus.sunspec_site import add_cli_options as add_sunspec_options, simulator_from_args
 from simulators.ev_feed import send_ev_power
+from simulators.greencity.live import GreenCityPublisher, add_cli_options as add_greencity_options, publisher_from_args
 from simulators.ocpp import VERSIONS, ChargerFleet, parse_start, read_passwords
 from simulators.opcua import DEFAULT_NODE_MAP, OpcuaSimulator
 
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for p in (mb, ua, oc):
         p.add_argument("-v", "--verbose", action="store_true", help="log every fault change and refresh problem")
+    add_greencity_options(sub)
     return parser
 
 
@@ -127,9 +130,11 @@ def make_fleet(args: argparse.Namespace) -> ChargerFleet:
                         ramp_s=args.ramp, switch_delay_s=args.switch_delay)
 
 
-def make_simulator(args: argparse.Namespace) -> ModbusSimulator | OpcuaSimulator | ChargerFleet:
+def make_simulator(args: argparse.Namespace) -> ModbusSimulator | OpcuaSimulator | ChargerFleet | GreenCityPublisher:
     if args.kind == "ocpp":
         return make_fleet(args)
+    if args.kind == "greencity":
+        return publisher_from_args(args)
     if args.kind == "modbus":
         sim = simulator_from_args(args) or ModbusSimulator(meters=args.meters, port=args.port, host=args.host, profile=args.profile,
                               interval=args.interval, seed=args.seed, sunspec=args.sunspec,
