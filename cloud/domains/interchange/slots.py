@@ -50,16 +50,19 @@ def community_slots(slot_energy: pl.DataFrame, meters: pl.DataFrame, slot_starts
     """Every (slot, participant site) of ``slot_starts``: COMMUNITY_SLOTS_SCHEMA. A meter without
     a row in a slot gives null there (missing, never 0); shareable_kwh is the export meter's kWh
     (null for a producer without one: allocate then takes generation minus own consumption)."""
-    grid = (pl.DataFrame({"slot_start": slot_starts}, schema={"slot_start": pl.Int64})
-            .join(meters.select("site").unique(), how="cross"))
+    sites = meters.select("site").unique()
     kind = pl.col("kind")
     values = (slot_energy.join(meters, on=["site", "device", "metric"], how="inner")
+              .filter(pl.col("slot_start").is_in(pl.Series(slot_starts, dtype=pl.Int64).implode()))
               .group_by("slot_start", "site")
               .agg(*[pl.when((kind == k).any()).then(pl.col("kwh").filter(kind == k).sum()).alias(k) for k in KINDS]))
+    if values.height < len(slot_starts) * sites.height:     # some (slot, site) has no meter at all: a row of nulls
+        grid = pl.DataFrame({"slot_start": slot_starts}, schema={"slot_start": pl.Int64}).join(sites, how="cross")
+        values = grid.join(values, on=["slot_start", "site"], how="left")
     # A producer with an export meter whose slot is missing offers 0 (not its whole generation).
     exporting = meters.filter(pl.col("kind") == "export")["site"].unique().implode()
     shareable = pl.when(pl.col("site").is_in(exporting)).then(pl.col("export").fill_null(0.0))
-    return (grid.join(values, on=["slot_start", "site"], how="left")
+    return (values
             .select("slot_start", "site", pl.col("generation").alias("generation_kwh"),
                     pl.col("consumption").alias("consumption_kwh"), shareable.alias("shareable_kwh"))
             .cast(COMMUNITY_SLOTS_SCHEMA).sort("slot_start", "site"))
@@ -114,5 +117,6 @@ def settle(community: Community, slot_energy: pl.DataFrame, chosen: pl.DataFrame
     starts = chosen["slot_start"].to_list()
     slots = community_slots(slot_energy, meters_frame(community), starts)
     allocation = allocate_by_month(slots, community_participants(community), rules_of_slots(community, starts))
-    return (allocation.join(chosen.select("slot_start", "provisional"), on="slot_start", how="left")
-            .select(list(SETTLED_SCHEMA)).sort("slot_start", "site"))
+    return (allocation.join(chosen.select("slot_start", "provisional"), on="slot_start", how="left",
+                            maintain_order="left")       # allocate_by_month sorted it by slot and site
+            .select(list(SETTLED_SCHEMA)))
