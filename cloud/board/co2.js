@@ -54,6 +54,8 @@ GC.addStrings({
   "tip.missing": { en: "{month}: no data", ja: "{month}: データなし" },
   "tip.future": { en: "{month}: not yet", ja: "{month}: 未到来" },
   "tip.year": { en: "FY{fy}: {t} t-CO2", ja: "{fy}年度: {t} t-CO2" },
+  "tip.partial_year": { en: "FY{fy}: {t} t-CO2 for {pct} of the year", ja: "{fy}年度: 年間の{pct}で {t} t-CO2" },
+  "legend.partial_year": { en: "Part of a year (running, or with gaps)", ja: "年度途中・欠損あり" },
   "fy": { en: "FY{fy}", ja: "{fy}年度" },
   "t": { en: "{v} t-CO2", ja: "{v} t-CO2" },
   "data": { en: "data {pct}", ja: "データ {pct}" },
@@ -61,6 +63,10 @@ GC.addStrings({
   "target_gap": { en: "{v} t to go", ja: "あと {v} t 削減" },
   "partial": { en: "year incomplete (data {pct})", ja: "年度途中・欠損あり（データ {pct}）" },
   "target_met": { en: "on target", ja: "目標達成" },
+  "so_far": { en: "FY to date: {pct} of the year, data {data}", ja: "年度途中: 年間の{pct}、データ {data}" },
+  "pace_note": { en: "against the baseline's first {pct} of a year", ja: "基準年度の{pct}相当と比較" },
+  "pace_met": { en: "on pace ({v} t for {pct} of the year)", ja: "目標ペース内（年間の{pct}で {v} t）" },
+  "pace_gap": { en: "{v} t above pace", ja: "目標ペースを {v} t 超過" },
   "city.total": { en: "FY{fy}: {v} t-CO2", ja: "{fy}年度: {v} t-CO2" },
   "city.complete": { en: "{n} of {m} sites complete", ja: "{m}事業所中 {n}事業所がデータ完備" },
   "no_sites": { en: "No site is configured for CO2 accounting (domains.co2.sites).",
@@ -156,42 +162,64 @@ function yearTotal() {
 
 function setStat(name, text) { $(`[data-stat="${name}"]`).textContent = text; }
 
+// The share of fiscal year ``fy`` that has passed (JST), or null when it is over (or not begun).
+function yearElapsed(fy, nowMs = Date.now()) {
+  const start = Date.UTC(fy, 3, 1) - 9 * 3600e3, end = Date.UTC(fy + 1, 3, 1) - 9 * 3600e3;
+  return nowMs > start && nowMs < end ? (nowMs - start) / (end - start) : null;
+}
+
 function renderSummary() {
   const summary = state.summary;
   const total = yearTotal();
+  // A running year is compared with the same share of the baseline and of the FY2030 target
+  // (its pace), never with a whole year as if it were over.
+  const elapsed = yearElapsed(state.fy);
   setStat("fy-total", total.t === null ? "–" : GC.t("t", { v: GC.num(total.t, 1) }));
-  setStat("fy-completeness", total.completeness === null ? "" : GC.t("data", { pct: GC.pct(total.completeness) }));
+  setStat("fy-completeness", total.completeness === null ? ""
+    : elapsed !== null ? GC.t("so_far", { pct: GC.pct(elapsed), data: GC.pct(total.completeness) })
+      : GC.t("data", { pct: GC.pct(total.completeness) }));
   const baseline = summary?.baseline ?? state.progress?.baseline ?? null;
   setStat("baseline", baseline?.t_co2 == null ? "–" : GC.t("t", { v: GC.num(baseline.t_co2, 1) }));
   setStat("baseline-fy", baseline?.fy == null ? "" : GC.t("baseline_of", { fy: baseline.fy }));
-  const change = total.t !== null && baseline?.t_co2 ? (total.t - baseline.t_co2) / baseline.t_co2 : null;
+  const share = elapsed ?? 1;
+  const change = total.t !== null && baseline?.t_co2 ? (total.t - baseline.t_co2 * share) / (baseline.t_co2 * share) : null;
   setStat("vs-baseline", change === null ? "–" : `${change > 0 ? "+" : ""}${(change * 100).toFixed(1)} %`);
   const fromLine = (state.progress?.target_line ?? []).find((p) => p.fy === 2030);
   const target = summary?.target_fy2030_t_co2 ?? fromLine?.t_co2 ?? null;
   setStat("target", target === null ? "–" : GC.t("t", { v: GC.num(target, 1) }));
-  // A year with gaps (or still running) is not compared as if it were whole.
+  // A year with gaps is not compared as if it were whole.
   const partial = total.completeness !== null && total.completeness < 1;
-  setStat("vs-note", change !== null && partial ? GC.t("partial", { pct: GC.pct(total.completeness) }) : "");
+  setStat("vs-note", change === null ? "" : partial ? GC.t("partial", { pct: GC.pct(total.completeness) })
+    : elapsed !== null ? GC.t("pace_note", { pct: GC.pct(elapsed) }) : "");
   setStat("target-gap", target === null || total.t === null ? "" : partial ? GC.t("partial", { pct: GC.pct(total.completeness) })
+    : elapsed !== null ? (total.t <= target * elapsed ? GC.t("pace_met", { v: GC.num(target * elapsed, 1), pct: GC.pct(elapsed) })
+      : GC.t("pace_gap", { v: GC.num(total.t - target * elapsed, 1) }))
     : total.t <= target ? GC.t("target_met") : GC.t("target_gap", { v: GC.num(total.t - target, 1) }));
   const factor = summary?.factor;
   const value = factor?.adjusted_kg_per_kwh ?? factor?.basic_kg_per_kwh ?? null;
   setStat("factor", value === null ? "–" : `${GC.num(value, 3)} kg/kWh`);
-  setStat("factor-source", factor ? [factor.retailer, factor.menu, factor.source, factor.note].filter(Boolean).join(" · ") : "");
+  // The source in the card, the long note (why this year's value) as the card's tooltip.
+  setStat("factor-source", factor ? [factor.retailer, factor.menu, factor.source].filter(Boolean).join(" · ") : "");
+  $('[data-stat="factor-source"]').title = factor?.note ?? "";
 }
 
 function renderTrajectory() {
   const progress = state.progress;
   const svg = $("[data-role=trajectory-chart]");
   GC.legend($("[data-role=trajectory-legend]"), [
-    { cls: "actual", labelKey: "legend.actual" }, { cls: "target", labelKey: "legend.target" }]);
+    { cls: "actual", labelKey: "legend.actual" }, { cls: "partial", labelKey: "legend.partial_year" },
+    { cls: "target", labelKey: "legend.target" }]);
   const years = progress?.years ?? [];
   const line = progress?.target_line ?? [];
   const fys = [...years.map((y) => y.fy), ...line.map((p) => p.fy), state.fy];
   const first = Math.min(...fys);
   const last = Math.max(...fys, 2030);
   const xs = Array.from({ length: last - first + 1 }, (_, i) => first + i);
-  const actual = new Map(years.map((y) => [y.fy, y.t_co2]));
+  // Only a whole year with complete data is on the line; a running year or one with gaps is a
+  // separate, pale series (its total is not a year's emissions).
+  const whole = (y) => y.t_co2 !== null && yearElapsed(y.fy) === null && (y.completeness ?? 0) >= 0.999;
+  const actual = new Map(years.filter(whole).map((y) => [y.fy, y.t_co2]));
+  const partial = new Map(years.filter((y) => y.t_co2 !== null && !whole(y)).map((y) => [y.fy, y]));
   const target = new Map(line.map((p) => [p.fy, p.t_co2]));
   GC.lines(svg, {
     cls: "co2-trajectory", unit: "t-CO2", xs, height: 240,
@@ -201,6 +229,9 @@ function renderTrajectory() {
       { name: "target", cls: "target", values: xs.map((fy) => target.get(fy) ?? null) },
       { name: "actual", cls: "actual", dots: true, values: xs.map((fy) => actual.get(fy) ?? null),
         title: (fy, v) => GC.t("tip.year", { fy, t: GC.num(v, 1) }) },
+      { name: "partial", cls: "partial", dots: true, values: xs.map((fy) => partial.get(fy)?.t_co2 ?? null),
+        title: (fy, v) => GC.t("tip.partial_year", { fy, t: GC.num(v, 1),
+          pct: GC.pct(yearElapsed(fy) ?? partial.get(fy)?.completeness ?? 0) }) },
     ],
   });
 }

@@ -4,7 +4,7 @@ energy_slot points, a bill entered through the co2 API and a settle call: what a
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -128,11 +128,12 @@ def browser():
             chromium.close()
 
 
-def open_page(browser, url: str, path: str, token: str | None = TOKEN):
+def open_page(browser, url: str, path: str, token: str | None = TOKEN, now: datetime | None = None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     context = browser.new_context(viewport={"width": 1300, "height": 1000}, extra_http_headers=headers,
                                   locale="en-US", timezone_id="Asia/Tokyo")
-    context.clock.install()          # the page's timers: the 60 s refresh is run on demand, not waited for
+    # the page's timers: the 60 s refresh is run on demand, not waited for; ``now``: the page's clock
+    context.clock.install(**({"time": now} if now else {}))
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -183,9 +184,11 @@ def test_co2_view_shows_the_fiscal_year_by_month_with_gaps_visible(stack, browse
         assert page.text_content("[data-stat=fy-total]") == "4.5 t-CO2"
         assert page.text_content("[data-stat=target]") == "5.4 t-CO2"
         assert page.text_content("[data-stat=baseline]") == "10.0 t-CO2"
-        # the trajectory: the target line from FY2024 to FY2050, and the FY2025 total as a dot
+        # the trajectory: the target line from FY2024 to FY2050; FY2025 has gaps, so its total is a pale
+        # "part of a year" dot, not a point of the fiscal-year line
         assert page.locator("svg[data-role=trajectory-chart] .series.target polyline").count() == 1
-        dot = page.locator('svg[data-role=trajectory-chart] .series.actual circle[data-x="2025"]')
+        assert page.locator("svg[data-role=trajectory-chart] .series.actual circle").count() == 0
+        dot = page.locator('svg[data-role=trajectory-chart] .series.partial circle[data-x="2025"]')
         assert float(dot.get_attribute("data-value")) == pytest.approx(4.4768)
 
         # the printable report of the fiscal year's last month opens; the exports are the summary's
@@ -220,6 +223,27 @@ def test_co2_view_shows_the_fiscal_year_by_month_with_gaps_visible(stack, browse
         assert page.get_attribute(group(page, "2025-05"), "data-state") == "incomplete"
         assert page.get_attribute(group(page, "2025-08"), "data-state") == "missing"
         assert "site=sme-food" in page.url
+        assert errors == []
+    finally:
+        page.context.close()
+
+
+def test_a_running_fiscal_year_is_compared_with_the_baselines_pace_not_a_whole_year(stack, browser):
+    """A factory manager looking at the current year in October must not read "-55 % vs baseline"
+    because half of the year has not happened yet."""
+    url, client = stack
+    october = datetime(2025, 10, 1, tzinfo=timezone(timedelta(hours=9)))
+    years = client.get("/api/co2/sites/sme-press/progress").json()["years"]
+    so_far = next(y["t_co2"] for y in years if y["fy"] == FY)     # 4.4768 t, or 5.6768 once the July bill is in
+    page, errors = open_page(browser, url, f"/board/co2.html?site=sme-press&fy={FY}&lang=en", now=october)
+    try:
+        # 2025-04-01 .. 2025-10-01 is 183 of the fiscal year's 365 days: 50.1 %. The baseline's pace is
+        # 10.0 t x 183/365 = 5.0137 t; 4.4768 t so far would be (4.4768 - 5.0137) / 5.0137 = -10.7 % of it
+        # (a whole year's baseline would say -55.2 %).
+        pace = 10.0 * 183 / 365
+        change = (so_far - pace) / pace * 100
+        assert page.text_content("[data-stat=vs-baseline]") == f"{'+' if change > 0 else ''}{change:.1f} %"
+        assert page.text_content("[data-stat=fy-completeness]").startswith("FY to date: 50.1 % of the year")
         assert errors == []
     finally:
         page.context.close()
