@@ -177,6 +177,23 @@ const GC = (() => {
 
   // -> run(): calls `fn` now and then every `ms`; calling run() again (new selection) restarts the
   // cycle, and an older cycle still waiting for its fetch does not schedule another timer.
+  // The end of a view's load: figures shown, "updated" stamped and body[data-loaded] set (what the
+  // browser tests wait for); on an error the message is shown and, for an unknown id or a missing
+  // login, no stale figures of the previous selection stay on screen.
+  function loaded(errorBox, key, render) {
+    clearError(errorBox);
+    document.querySelector("main").hidden = false;
+    render();              // after unhiding: the charts take their width from the page
+    document.querySelector("[data-role=updated]").textContent = t("updated", { time: new Date().toLocaleTimeString() });
+    document.body.dataset.loaded = key;
+  }
+
+  function loadFailed(errorBox, error) {
+    if (error instanceof ApiError && [401, 403, 404].includes(error.status)) document.querySelector("main").hidden = true;
+    showError(errorBox, error);
+    document.body.dataset.loaded = "error";
+  }
+
   function every(ms, fn) {
     let timer = null;
     let generation = 0;
@@ -355,7 +372,7 @@ const GC = (() => {
 
   return {
     el, svg, t, has, addStrings, applyStrings, setLang, onLang, bindLangButtons, get lang() { return lang; },
-    ApiError, getJSON, showError, clearError, num, pct, todayJst, fiscalYearOf, fiscalMonths, every,
+    ApiError, getJSON, showError, clearError, num, pct, todayJst, fiscalYearOf, fiscalMonths, every, loaded, loadFailed,
     bars, lines, legend, niceScale,
   };
 })();

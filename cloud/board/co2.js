@@ -332,16 +332,9 @@ async function load() {
       GC.getJSON(`/api/co2/sites/${site}/progress`), cityPromise]);
     state.summary = summary;
     state.progress = progress;
-    GC.clearError(errorBox);
-    $("main").hidden = false;
-    renderAll();
-    $("[data-role=updated]").textContent = GC.t("updated", { time: new Date().toLocaleTimeString() });
-    document.body.dataset.loaded = `${state.site}/${state.fy}`;
+    GC.loaded(errorBox, `${state.site}/${state.fy}`, renderAll);
   } catch (error) {
-    // An unknown site or a missing login: show no stale figures of another site.
-    if (error instanceof GC.ApiError && [401, 403, 404].includes(error.status)) $("main").hidden = true;
-    GC.showError(errorBox, error);
-    document.body.dataset.loaded = "error";
+    GC.loadFailed(errorBox, error);
   }
 }
 

@@ -282,15 +282,9 @@ async function load() {
     const [day] = await Promise.all([GC.getJSON(`/api/interchange/communities/${id}/day?date=${state.date}`),
       statements, breakdown]);
     state.day = day;
-    GC.clearError(errorBox);
-    $("main").hidden = false;
-    renderAll();
-    $("[data-role=updated]").textContent = GC.t("updated", { time: new Date().toLocaleTimeString() });
-    document.body.dataset.loaded = `${state.community}/${state.date}`;
+    GC.loaded(errorBox, `${state.community}/${state.date}`, renderAll);
   } catch (error) {
-    if (error instanceof GC.ApiError && [401, 403, 404].includes(error.status)) $("main").hidden = true;
-    GC.showError(errorBox, error);
-    document.body.dataset.loaded = "error";
+    GC.loadFailed(errorBox, error);
   }
 }
 

@@ -61,3 +61,11 @@ def publish_retained(port: int, statuses: list[contract.AgentStatus]) -> None:
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def token_auth(**tokens: tuple[str, str]) -> dict:
+    """The ``api`` section of a cloud config with bearer tokens: ``name=(role, token)``."""
+    from hinode.security import api_secrets
+
+    return {"auth": {"tokens": [{"name": name, "role": role, "hash": api_secrets.hash_token(token)}
+                                for name, (role, token) in tokens.items()]}}

@@ -14,8 +14,7 @@ from cloud.config import CloudConfig
 from cloud.domains import discover
 from cloud.domains._greencity.calendar import SLOT_MS, date_start_ms
 from hinode import services
-from hinode.security import api_secrets
-from tests.cloud.test_api_kit import serve_app, write_lines
+from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -102,7 +101,7 @@ def stack(tmp_path_factory):
     write_lines(influx.url, energy_lines())
     config = CloudConfig.model_validate({
         "influx": {"url": influx.url},
-        "api": {"auth": {"tokens": [{"name": "manager", "role": "admin", "hash": api_secrets.hash_token(TOKEN)}]}},
+        "api": token_auth(manager=("admin", TOKEN)),
         # each view needs only its own domain: the CO2 view is tested even where interchange is absent
         "domains": {name: section for name, section in CONFIG.items() if name in {d.name for d in discover()}},
     })

@@ -20,9 +20,8 @@ from cloud.domains.co2.config import Co2Config
 from cloud.influx import AsyncInfluxClient
 from cloud.scheduler import Scheduler
 from hinode import services
-from hinode.security import api_secrets
 from tests.cloud.domains.co2.factor_files import write_factor_dir
-from tests.cloud.test_api_kit import serve_app, write_lines
+from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -74,8 +73,7 @@ def stack(tmp_path_factory):
     factor_dir = write_factor_dir(tmp_path_factory.mktemp("factors"))
     config = CloudConfig.model_validate({
         "influx": {"url": influx.url},
-        "api": {"auth": {"tokens": [{"name": "viewer", "role": "viewer", "hash": api_secrets.hash_token(VIEWER)},
-                                    {"name": "admin", "role": "admin", "hash": api_secrets.hash_token(ADMIN)}]}},
+        "api": token_auth(viewer=("viewer", VIEWER), admin=("admin", ADMIN)),
         "domains": {"co2": co2_config(factor_dir)},
     })
     with serve_app(create_app(config)) as url, \

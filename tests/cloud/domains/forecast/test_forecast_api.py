@@ -20,8 +20,7 @@ from cloud.domains.forecast.solar import clear_sky_kwh
 from cloud.influx import AsyncInfluxClient
 from cloud.scheduler import Scheduler
 from hinode import services
-from hinode.security import api_secrets
-from tests.cloud.test_api_kit import serve_app, write_lines
+from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -58,8 +57,7 @@ def stack(tmp_path_factory):
     write_lines(influx.url, energy_lines())
     config = CloudConfig.model_validate({
         "influx": {"url": influx.url},
-        "api": {"auth": {"tokens": [{"name": "a", "role": "admin", "hash": api_secrets.hash_token(ADMIN)},
-                                    {"name": "v", "role": "viewer", "hash": api_secrets.hash_token(VIEWER)}]}},
+        "api": token_auth(a=("admin", ADMIN), v=("viewer", VIEWER)),
         "domains": {"forecast": FORECAST_CONFIG},
     })
     with serve_app(create_app(config)) as url, \

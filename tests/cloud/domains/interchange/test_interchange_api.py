@@ -15,8 +15,7 @@ import pytest
 from cloud.api import create_app
 from cloud.config import CloudConfig
 from hinode import services
-from hinode.security import api_secrets
-from tests.cloud.test_api_kit import serve_app, write_lines
+from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,8 +61,7 @@ def stack(tmp_path_factory):
     config = CloudConfig.model_validate({
         "influx": {"url": influx.url},
         "scheduler": {"enabled": False},
-        "api": {"auth": {"tokens": [{"name": "v", "role": "viewer", "hash": api_secrets.hash_token(VIEWER)},
-                                    {"name": "a", "role": "admin", "hash": api_secrets.hash_token(ADMIN)}]}},
+        "api": token_auth(v=("viewer", VIEWER), a=("admin", ADMIN)),
         "domains": {"interchange": {"communities": [COMMUNITY]},
                     "co2": {"sites": [{"id": "shop", "own_factor": {"adjusted_kg_per_kwh": 0.44}}]}},
     })
