@@ -5,7 +5,7 @@
   Sundays, national holidays, Obon (8/13-16) and New Year (12/29-1/3) (``_greencity.calendar``),
   air conditioning in summer and heating in winter that follow a temperature process, and
   AR(1) noise plus occasional extra shifts the calendar does not know about.
-* PV (kWh per slot): ``forecast.solar.clear_sky_kwh`` at Hitachi City x a weather process:
+* PV (kWh per slot): ``_greencity.solar.clear_sky_kwh`` at Hitachi City x a weather process:
   a daily sky state (clear / partly cloudy / overcast / rain) as a Markov chain with
   persistence (cloudy spells, a rainy June-July tsuyu), and 30-minute cloud noise within the day.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from cloud.domains._greencity.calendar import DAY_MS, date_start_ms, is_holiday, slot_starts
-from cloud.domains.forecast.solar import clear_sky_kwh
+from cloud.domains._greencity.solar import clear_sky_kwh
 
 SKY_INDEX = {"clear": 0.95, "partly": 0.65, "overcast": 0.30, "rain": 0.12}
 SKY_STATES = tuple(SKY_INDEX)

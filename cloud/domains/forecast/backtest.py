@@ -18,7 +18,8 @@ from datetime import date, timedelta
 import polars as pl
 
 from cloud.domains._greencity.calendar import DAY_MS, date_start_ms, slot_starts
-from cloud.domains.forecast import features, models, solar
+from cloud.domains._greencity import solar
+from cloud.domains.forecast import features, models
 
 FORECAST_SCHEMA = {"slot_start": pl.Int64, "model": pl.String, "kwh": pl.Float64, "issued_ms": pl.Int64}
 

@@ -2,7 +2,7 @@
 
 * ``gbr`` demand: a HistGradientBoostingRegressor of kWh per slot on the calendar, lag and
   level features of ``features.py`` (missing lags are handled natively as NaN).
-* ``gbr`` PV: clear-sky energy (``solar.py``) x a learned factor: a HistGradientBoostingRegressor
+* ``gbr`` PV: clear-sky energy (``_greencity/solar.py``) x a learned factor: a HistGradientBoostingRegressor
   of the clear-sky index (actual / clear-sky kWh, daylight slots, weighted by clear-sky kWh)
   on the slot, the clear-sky energy and the recent indices (a cloudy spell lowers them), with
   absolute-error loss (the weighted median), clipped to 0 .. 1.3. Night slots (no clear-sky energy) are 0.

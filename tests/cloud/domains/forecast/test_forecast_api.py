@@ -16,7 +16,7 @@ from cloud.config import CloudConfig, InfluxConfig, SchedulerConfig
 from cloud.domains._greencity.calendar import DAY_MS, OFFSET_MS, SLOT_MS, date_start_ms, is_holiday, local_date
 from cloud.domains.forecast import DOMAIN, data
 from cloud.domains.forecast.config import ForecastConfig
-from cloud.domains.forecast.solar import clear_sky_kwh
+from cloud.domains._greencity.solar import clear_sky_kwh
 from cloud.influx import AsyncInfluxClient
 from cloud.scheduler import Scheduler
 from hinode import services

@@ -9,7 +9,8 @@ import pytest
 
 from cloud.domains._greencity.calendar import (DAY_MS, OFFSET_MS, SLOT_MS, date_start_ms, is_holiday, local_date,
                                                slot_starts)
-from cloud.domains.forecast import backtest, models, solar
+from cloud.domains._greencity import solar
+from cloud.domains.forecast import backtest, models
 
 
 def one_day_clear_sky(day: date, kwp: float = 400.0) -> list[float]:

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from cloud.domains._greencity.calendar import DAY_MS, SLOT_MS, date_start_ms, slot_starts
-from cloud.domains.forecast import backtest, data, models, solar
+from cloud.domains._greencity import solar
+from cloud.domains.forecast import backtest, data, models
 
 
 def test_an_hourly_csv_fills_both_half_hours_and_times_without_offset_are_jst(tmp_path):
