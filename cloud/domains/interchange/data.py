@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from cloud.domains.forecast.data import fetch_forecast
 from cloud.domains.interchange.service import FLOW_SCHEMA
 from cloud.domains.interchange.slots import SETTLED_SCHEMA
 from cloud.influx import AsyncInfluxClient, quote_identifier, quote_string
@@ -83,9 +84,5 @@ async def write(reader: AsyncInfluxClient, points: list[Point]) -> None:
 
 async def fetch_expected(reader: AsyncInfluxClient, site: str, target: str, start_ms: int, end_ms: int) -> pl.DataFrame:
     """slot_start, kwh of the forecast domain's day-ahead forecast (empty when it has none)."""
-    try:
-        from cloud.domains.forecast.data import fetch_forecast
-    except ImportError:
-        return pl.DataFrame(schema={"slot_start": pl.Int64, "kwh": pl.Float64})
     frame = await fetch_forecast(reader, site, target, start_ms, end_ms)
     return frame.select(pl.col("slot_start").cast(pl.Int64), pl.col("kwh").cast(pl.Float64))
