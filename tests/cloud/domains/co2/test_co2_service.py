@@ -48,7 +48,7 @@ def month_figures(cfg: Co2Config, factors, month: str, slot_energy: pl.DataFrame
 
 
 @pytest.fixture(scope="module")
-def test_factors(tmp_path_factory):
+def sample_factors(tmp_path_factory):
     return load_factors(write_factor_dir(tmp_path_factory.mktemp("factors")))
 
 
@@ -66,8 +66,8 @@ def test_fuel_factors_are_heat_value_times_carbon_times_44_over_12():
         factors.fuel("coal")
 
 
-def test_a_fuel_line_is_scope_1(test_factors):
-    row = month_figures(config(meters=False), test_factors, "2024-05", energy("p", []), [
+def test_a_fuel_line_is_scope_1(sample_factors):
+    row = month_figures(config(meters=False), sample_factors, "2024-05", energy("p", []), [
         {"kind": "fuel", "item": "city_gas_13a", "month": "2024-05", "amount": 1000, "unit": "m3"},
         {"kind": "fuel", "item": "kerosene", "month": "2024-05", "amount": 2000, "unit": "L"}])
     # 1,000 m3 gas: 1.0 x 2053.333 = 2053.333 kg; 2,000 L kerosene: 2.0 x 2489.483 = 4978.967 kg
@@ -75,9 +75,9 @@ def test_a_fuel_line_is_scope_1(test_factors):
     assert row["electricity_source"] == "none" and row["total_kg"] is None and row["completeness"] == 0.0
 
 
-def test_an_electricity_month_with_basic_and_adjusted_factors(test_factors):
+def test_an_electricity_month_with_basic_and_adjusted_factors(sample_factors):
     start, end = month_range_ms("2024-05")
-    row = month_figures(config(), test_factors, "2024-05", energy("p", list(range(start, end, SLOT_MS)), kwh=2.0))
+    row = month_figures(config(), sample_factors, "2024-05", energy("p", list(range(start, end, SLOT_MS)), kwh=2.0))
     # May 2024 (FY2024 -> FY2023 results): 31 days x 48 slots x 2.0 kWh = 2976 kWh
     assert row["kwh"] == pytest.approx(2976.0) and row["completeness"] == 1.0 and not row["incomplete"]
     assert row["scope2_market_kg"] == pytest.approx(2976 * 0.450)    # 1339.2 kg (adjusted)
@@ -86,44 +86,44 @@ def test_an_electricity_month_with_basic_and_adjusted_factors(test_factors):
     assert row["total_kg"] == pytest.approx(1339.2)
 
 
-def test_march_and_april_slots_use_their_own_fiscal_years_factor(test_factors):
+def test_march_and_april_slots_use_their_own_fiscal_years_factor(sample_factors):
     cfg = config()
     site = cfg.site("p")
     march_last, april_first = ms("2025-03-31T23:30:00+09:00"), ms("2025-04-01T00:00:00+09:00")
     slots = accounting.site_slots(energy("p", [march_last, april_first], kwh=10.0), site.meters(),
                                   march_last, april_first + SLOT_MS)
-    out = accounting.slot_co2(slots, accounting.factor_table(cfg, site, test_factors, [2024, 2025]))
+    out = accounting.slot_co2(slots, accounting.factor_table(cfg, site, sample_factors, [2024, 2025]))
     # FY2024 slot -> FY2023 results: 10 x 0.450 = 4.5; FY2025 slot -> FY2024 results: 10 x 0.350 = 3.5
     assert out["fiscal_year"].to_list() == [2024, 2025]
     assert out["kg_market"].to_list() == pytest.approx([4.5, 3.5])
     assert out["kg_basic"].to_list() == pytest.approx([4.0, 3.0])
 
 
-def test_a_month_with_a_gap_is_incomplete_not_zero(test_factors):
+def test_a_month_with_a_gap_is_incomplete_not_zero(sample_factors):
     start, end = month_range_ms("2024-06")
     starts = [t for t in range(start, end, SLOT_MS) if not (start + 48 * SLOT_MS <= t < start + 96 * SLOT_MS)]
-    row = month_figures(config(), test_factors, "2024-06", energy("p", starts))
+    row = month_figures(config(), sample_factors, "2024-06", energy("p", starts))
     # June: 30 x 48 = 1440 slots, one day (48) missing -> 1392 kWh, completeness 1392/1440 = 0.9667
     assert row["kwh"] == pytest.approx(1392.0)
     assert row["completeness"] == pytest.approx(1392 / 1440) and row["incomplete"]
     assert row["electricity_source"] == "meters"
 
 
-def test_bills_for_a_site_without_meters_and_the_meters_win_when_complete(test_factors):
+def test_bills_for_a_site_without_meters_and_the_meters_win_when_complete(sample_factors):
     bill = [{"kind": "electricity", "month": "2024-06", "amount": 1000, "cost_yen": 31000}]
-    no_meter = month_figures(config(meters=False), test_factors, "2024-06", energy("p", []), bill)
+    no_meter = month_figures(config(meters=False), sample_factors, "2024-06", energy("p", []), bill)
     # 1000 kWh x 0.450 = 450 kg market, x 0.400 = 400 kg basic; a bill covers its whole month
     assert (no_meter["kwh"], no_meter["electricity_source"], no_meter["completeness"]) == (1000.0, "bill", 1.0)
     assert no_meter["scope2_market_kg"] == pytest.approx(450.0) and no_meter["cost_yen"] == 31000.0
     start, end = month_range_ms("2024-06")
-    complete = month_figures(config(), test_factors, "2024-06", energy("p", list(range(start, end, SLOT_MS))), bill)
+    complete = month_figures(config(), sample_factors, "2024-06", energy("p", list(range(start, end, SLOT_MS))), bill)
     assert (complete["kwh"], complete["electricity_source"], complete["kwh_billed"]) == (1440.0, "meters", 1000.0)
-    gappy = month_figures(config(), test_factors, "2024-06", energy("p", list(range(start, end, SLOT_MS))[1:]), bill)
+    gappy = month_figures(config(), sample_factors, "2024-06", energy("p", list(range(start, end, SLOT_MS))[1:]), bill)
     assert (gappy["kwh"], gappy["electricity_source"], gappy["kwh_metered"]) == (1000.0, "bill", 1439.0)
 
 
-def test_intensity_and_the_fiscal_year_roll_up(test_factors):
-    row = month_figures(config(meters=False, production_unit="t"), test_factors, "2024-06", energy("p", []), [
+def test_intensity_and_the_fiscal_year_roll_up(sample_factors):
+    row = month_figures(config(meters=False, production_unit="t"), sample_factors, "2024-06", energy("p", []), [
         {"kind": "electricity", "month": "2024-06", "amount": 1000},
         {"kind": "production", "item": "t", "month": "2024-06", "amount": 90}])
     assert row["intensity_kg_per_unit"] == pytest.approx(450 / 90)       # 5.0 kg-CO2 per t
@@ -158,12 +158,12 @@ def test_a_broken_factor_file_names_the_file_and_key(tmp_path):
         load_factors(broken)
 
 
-def test_unpublished_years_use_the_latest_earlier_and_unknown_retailers_the_default(test_factors):
-    later = test_factors.electricity("testco", "standard", 2027)
+def test_unpublished_years_use_the_latest_earlier_and_unknown_retailers_the_default(sample_factors):
+    later = sample_factors.electricity("testco", "standard", 2027)
     assert later.adjusted_kg_per_kwh == 0.350 and "FY2024 results used" in later.note
-    unknown = test_factors.electricity("nobody", "standard", 2025)
+    unknown = sample_factors.electricity("nobody", "standard", 2025)
     assert (unknown.retailer, unknown.adjusted_kg_per_kwh) == ("default", 0.500) and "nobody" in unknown.note
-    own = config(own_factor={"basic_kg_per_kwh": 0.45, "adjusted_kg_per_kwh": 0.44}).site("p").factor(test_factors, 2025)
+    own = config(own_factor={"basic_kg_per_kwh": 0.45, "adjusted_kg_per_kwh": 0.44}).site("p").factor(sample_factors, 2025)
     assert (own.basic_kg_per_kwh, own.adjusted_kg_per_kwh) == (0.45, 0.44)
 
 
@@ -175,12 +175,12 @@ def test_the_shipped_files_load_and_ship_no_unverified_value():
     assert (kyuden.basic_kg_per_kwh, kyuden.adjusted_kg_per_kwh) == (0.399, 0.453) and kyuden.source
 
 
-def test_csv_with_japanese_headers_and_bad_rows(test_factors):
+def test_csv_with_japanese_headers_and_bad_rows(sample_factors):
     site = config(meters=False).site("p")
     content = ("年月,使用量(kWh),金額(円)\n2025/04,\"1,200\",36000\n2025年5月,abc,1\n2025-13,5,\n2025-06,900,\n"
                ).encode("utf-8")
     rows = inputs.read_table(content, "bills.csv", {"kind": "electricity"})
-    frame, errors = inputs.check_entries(rows, site, test_factors, "csv:bills.csv", "t")
+    frame, errors = inputs.check_entries(rows, site, sample_factors, "csv:bills.csv", "t")
     assert frame.select("month", "amount", "item", "cost_yen").rows() == [
         ("2025-04", 1200.0, "testco/standard", 36000.0), ("2025-06", 900.0, "testco/standard", None)]
     assert [(e.row, e.reason) for e in errors] == [
@@ -190,7 +190,7 @@ def test_csv_with_japanese_headers_and_bad_rows(test_factors):
         inputs.read_table("年月,謎\n2025-04,1\n".encode(), "x.csv", {})
 
 
-def test_site_slots_show_a_slot_without_data_as_null(test_factors):
+def test_site_slots_show_a_slot_without_data_as_null(sample_factors):
     cfg = config()
     start = ms("2024-05-01T00:00:00+09:00")
     slots = accounting.site_slots(energy("p", [start]), [MeterRef("p", "main-meter")], start, start + 2 * SLOT_MS)
@@ -228,7 +228,7 @@ def test_config_errors_name_the_key():
         check_domain_configs(twice, "cloud.yaml", domains=[DOMAIN])
 
 
-def test_the_bulk_path_for_many_sites_equals_the_per_site_path(test_factors):
+def test_the_bulk_path_for_many_sites_equals_the_per_site_path(sample_factors):
     """recompute and the co2.slots job use sites_slot_co2 (one pass for every site); a site page uses
     site_slots + slot_co2. Both must give the same rows: gaps, a second meter and a fiscal-year edge."""
     cfg = Co2Config.model_validate({"sites": [
@@ -242,10 +242,10 @@ def test_the_bulk_path_for_many_sites_equals_the_per_site_path(test_factors):
         energy("p", starts, 2.0), energy("p", starts[:3], 1.0, device="hall-b"),     # hall-b stops after 3
         energy("q", starts[:2] + starts[4:], 3.0),                                    # q has a 2-slot gap
         energy("q", starts, 9.0, device="not-configured")])
-    bulk = accounting.sites_slot_co2(slot_energy, cfg, test_factors, start, start + 8 * SLOT_MS)
+    bulk = accounting.sites_slot_co2(slot_energy, cfg, sample_factors, start, start + 8 * SLOT_MS)
     per_site = pl.concat([
         accounting.slot_co2(accounting.site_slots(slot_energy, site.meters(), start, start + 8 * SLOT_MS),
-                            accounting.factor_table(cfg, site, test_factors, [2024, 2025]))
+                            accounting.factor_table(cfg, site, sample_factors, [2024, 2025]))
         for site in cfg.sites if site.grid_meters]).select(bulk.columns).sort("site", "slot_start")
     assert bulk.to_dicts() == per_site.to_dicts()
     q = bulk.filter(pl.col("site") == "q")
