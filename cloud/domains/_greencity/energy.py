@@ -71,25 +71,33 @@ async def fetch_slot_energy(reader: AsyncInfluxClient, meters: list[MeterRef], s
 
 
 async def recompute_slot_energy(reader: AsyncInfluxClient, meters: list[MeterRef], start_ms: int, end_ms: int,
-                                *, max_gap_ms: int = 6 * 3_600_000) -> pl.DataFrame:
-    """Slots of ``meters`` in [start, end) computed from their raw counter readings now."""
+                                *, max_gap_ms: int = 6 * 3_600_000, per_query: int = 50) -> pl.DataFrame:
+    """Slots of ``meters`` in [start, end) computed from their raw counter readings now. One catalog
+    query, then the readings of up to ``per_query`` meters of one (kind, metric) per request, as
+    the energy job batches them."""
     from cloud.domains.energy import data, service    # the energy domain owns the counter rules
 
+    wanted = set(meters)
+    entries = [e for e in await data.counters(reader) if MeterRef(e.site, e.device, e.metric) in wanted]
+    by_series: dict[tuple[str, str], list] = {}
+    for entry in sorted(entries, key=lambda e: (e.kind, e.metric, e.site, e.device)):
+        by_series.setdefault((entry.kind, entry.metric), []).append(entry)
     frames = []
-    for meter in sorted(set(meters), key=lambda m: (m.site, m.device, m.metric)):
-        entry = await data.catalog_entry(reader, meter.site, meter.device, meter.metric)
-        if entry is None or not entry.counter:
-            continue
-        readings = await data.fetch_readings(reader, entry.kind, meter.metric, [(meter.site, meter.device)],
-                                             start_ms, end_ms, max_gap_ms)
-        frame = readings.get((meter.site, meter.device))
-        if frame is None:
-            continue
-        slots = (service.per_slot(service.consumption(frame, entry.rollover), SLOT_MS // 1000, OFFSET_MS // 1000)
-                 .filter((pl.col("slot_start") >= start_ms) & (pl.col("slot_start") < end_ms)))
-        frames.append(slots.select(pl.lit(meter.site).alias("site"), pl.lit(meter.device).alias("device"),
-                                   pl.lit(meter.metric).alias("metric"), "slot_start",
-                                   pl.col("consumption").alias("kwh"), "readings"))
+    for (kind, metric), group in by_series.items():
+        for i in range(0, len(group), per_query):
+            chunk = group[i:i + per_query]
+            readings = await data.fetch_readings(reader, kind, metric, [(e.site, e.device) for e in chunk],
+                                                 start_ms, end_ms, max_gap_ms)
+            for entry in chunk:
+                frame = readings.get((entry.site, entry.device))
+                if frame is None:
+                    continue
+                slots = (service.per_slot(service.consumption(frame, entry.rollover), SLOT_MS // 1000,
+                                          OFFSET_MS // 1000)
+                         .filter((pl.col("slot_start") >= start_ms) & (pl.col("slot_start") < end_ms)))
+                frames.append(slots.select(pl.lit(entry.site).alias("site"), pl.lit(entry.device).alias("device"),
+                                           pl.lit(metric).alias("metric"), "slot_start",
+                                           pl.col("consumption").alias("kwh"), "readings"))
     if not frames:
         return empty_slot_energy()
     return pl.concat(frames).cast(SLOT_ENERGY_SCHEMA).sort("site", "device", "slot_start")
