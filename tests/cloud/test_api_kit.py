@@ -43,6 +43,23 @@ def serve_app(app) -> Iterator[str]:
         thread.join(10)
 
 
+@contextlib.contextmanager
+def app_on_influx(workdir, lines: list[str], config: dict) -> Iterator[tuple[str, object]]:
+    """A private InfluxDB in ``workdir`` holding ``lines``, and the API built from ``config`` (a cloud
+    config without its ``influx`` section) served on it; yields (base URL, the InfluxDB service)."""
+    from cloud.api import create_app
+    from cloud.config import CloudConfig
+
+    influx = services.influxdb(workdir / "influxdb")
+    influx.start()
+    try:
+        write_lines(influx.url, lines)
+        with serve_app(create_app(CloudConfig.model_validate({"influx": {"url": influx.url}, **config}))) as url:
+            yield url, influx
+    finally:
+        influx.stop()
+
+
 def write_lines(influx_url: str, lines: list[str], database: str = "hinode") -> None:
     httpx.post(f"{influx_url}/query", data={"q": f'CREATE DATABASE "{database}"'}).raise_for_status()
     response = httpx.post(f"{influx_url}/write", params={"db": database, "precision": "ms"},

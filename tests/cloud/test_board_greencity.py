@@ -9,12 +9,9 @@ from datetime import date, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from cloud.api import create_app
-from cloud.config import CloudConfig
 from cloud.domains import discover
 from cloud.domains._greencity.calendar import SLOT_MS, date_start_ms
-from hinode import services
-from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
+from tests.cloud.test_api_kit import app_on_influx, token_auth
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -96,17 +93,13 @@ def energy_lines() -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    influx = services.influxdb(tmp_path_factory.mktemp("greencity-board") / "influxdb")
-    influx.start()
-    write_lines(influx.url, energy_lines())
-    config = CloudConfig.model_validate({
-        "influx": {"url": influx.url},
+    config = {
         "api": token_auth(manager=("admin", TOKEN)),
         # each view needs only its own domain: the CO2 view is tested even where interchange is absent
         "domains": {name: section for name, section in CONFIG.items() if name in {d.name for d in discover()}},
-    })
+    }
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    with serve_app(create_app(config)) as url, httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+    with app_on_influx(tmp_path_factory.mktemp("greencity-board"), energy_lines(), config) as (url, influx), httpx.Client(base_url=url, headers=headers, timeout=30) as client:
         # The August bill of sme-press, entered the way a factory does (no meter data that month).
         answer = client.post("/api/co2/sites/sme-press/inputs",
                              json=[{"kind": "electricity", "item": "default/standard", "month": "2025-08",
@@ -114,7 +107,6 @@ def stack(tmp_path_factory):
         assert answer.status_code == 200, answer.text
         assert answer.json()["written"] == 1
         yield url, client
-    influx.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,14 @@ import httpx
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from cloud.api import create_app
-from cloud.config import CloudConfig, InfluxConfig, SchedulerConfig
+from cloud.config import InfluxConfig, SchedulerConfig
 from cloud.domains._greencity.calendar import SLOT_MS, month_range_ms
 from cloud.domains.co2 import DOMAIN
 from cloud.domains.co2.config import Co2Config
 from cloud.influx import AsyncInfluxClient
 from cloud.scheduler import Scheduler
-from hinode import services
 from tests.cloud.domains.co2.factor_files import write_factor_dir
-from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
+from tests.cloud.test_api_kit import app_on_influx, token_auth
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -67,23 +65,18 @@ MACHINING_INPUTS = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    influx = services.influxdb(tmp_path_factory.mktemp("co2") / "influxdb")
-    influx.start()
-    write_lines(influx.url, energy_lines())
     factor_dir = write_factor_dir(tmp_path_factory.mktemp("factors"))
-    config = CloudConfig.model_validate({
-        "influx": {"url": influx.url},
+    config = {
         "api": token_auth(viewer=("viewer", VIEWER), admin=("admin", ADMIN)),
         "domains": {"co2": co2_config(factor_dir)},
-    })
-    with serve_app(create_app(config)) as url, \
+    }
+    with app_on_influx(tmp_path_factory.mktemp("co2"), energy_lines(), config) as (url, influx), \
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {VIEWER}"}, timeout=30) as viewer, \
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30) as admin:
         # the machining shop's bills, gas and production; the import tests enter the same again
         entered = admin.post("/api/co2/sites/sme-machining/inputs", json=MACHINING_INPUTS)
         assert entered.status_code == 200 and entered.json()["written"] == len(MACHINING_INPUTS), entered.text
         yield viewer, admin, influx, factor_dir
-    influx.stop()
 
 
 def bills_xlsx() -> bytes:

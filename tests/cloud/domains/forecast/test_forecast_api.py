@@ -11,16 +11,14 @@ import httpx
 import polars as pl
 import pytest
 
-from cloud.api import create_app
-from cloud.config import CloudConfig, InfluxConfig, SchedulerConfig
+from cloud.config import InfluxConfig, SchedulerConfig
 from cloud.domains._greencity.calendar import DAY_MS, OFFSET_MS, SLOT_MS, date_start_ms, is_holiday, local_date
 from cloud.domains.forecast import DOMAIN, data
 from cloud.domains.forecast.config import ForecastConfig
 from cloud.domains._greencity.solar import clear_sky_kwh
 from cloud.influx import AsyncInfluxClient
 from cloud.scheduler import Scheduler
-from hinode import services
-from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
+from tests.cloud.test_api_kit import app_on_influx, token_auth
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,21 +50,16 @@ def energy_lines() -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    influx = services.influxdb(tmp_path_factory.mktemp("forecast") / "influxdb")
-    influx.start()
-    write_lines(influx.url, energy_lines())
-    config = CloudConfig.model_validate({
-        "influx": {"url": influx.url},
+    config = {
         "api": token_auth(a=("admin", ADMIN), v=("viewer", VIEWER)),
         "domains": {"forecast": FORECAST_CONFIG},
-    })
-    with serve_app(create_app(config)) as url, \
+    }
+    with app_on_influx(tmp_path_factory.mktemp("forecast"), energy_lines(), config) as (url, influx), \
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60) as admin, \
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {VIEWER}"}, timeout=60) as viewer:
         response = admin.post("/api/forecast/run", params={"date": "2026-01-05", "days": 7})
         assert response.status_code == 200, response.text
         yield admin, viewer, influx, response.json()
-    influx.stop()
 
 
 def test_run_stores_both_models_for_every_target_with_the_issue_time(stack):

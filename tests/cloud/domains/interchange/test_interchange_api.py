@@ -12,10 +12,7 @@ import httpx
 import openpyxl
 import pytest
 
-from cloud.api import create_app
-from cloud.config import CloudConfig
-from hinode import services
-from tests.cloud.test_api_kit import serve_app, token_auth, write_lines
+from tests.cloud.test_api_kit import app_on_influx, token_auth
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -55,24 +52,19 @@ def day_of_slots() -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    influx = services.influxdb(tmp_path_factory.mktemp("interchange") / "influxdb")
-    influx.start()
-    write_lines(influx.url, day_of_slots())
-    config = CloudConfig.model_validate({
-        "influx": {"url": influx.url},
+    config = {
         "scheduler": {"enabled": False},
         "api": token_auth(v=("viewer", VIEWER), a=("admin", ADMIN)),
         "domains": {"interchange": {"communities": [COMMUNITY]},
                     "co2": {"sites": [{"id": "shop", "own_factor": {"adjusted_kg_per_kwh": 0.44}}]}},
-    })
-    with serve_app(create_app(config)) as url, \
+    }
+    with app_on_influx(tmp_path_factory.mktemp("interchange"), day_of_slots(), config) as (url, influx), \
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {VIEWER}"}, timeout=30) as viewer, \
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30) as admin:
         settle = admin.post("/api/interchange/communities/omika-pv/settle",
                             params={"start": "2026-06-05T00:00:00+09:00", "end": "2026-06-06T00:00:00+09:00"})
         assert settle.status_code == 200, settle.text
         yield viewer, admin, settle.json()
-    influx.stop()
 
 
 def test_settling_a_day_needs_the_write_scope_and_counts_its_points(stack):
