@@ -94,7 +94,7 @@ def test_writing_the_same_range_again_changes_nothing(filled):
     a_day_ago = END - model.DAY_MS
     backfill(client, a_day_ago, END, sites=["city-hall-annex"])
     assert client.query_rows(count) == before
-    rows = client.query_rows(f'SELECT last("energy_import") FROM "meter" WHERE "site" = \'city-hall-annex\'')
+    rows = client.query_rows('SELECT last("energy_import") FROM "meter" WHERE "site" = \'city-hall-annex\'')
     last_start = (END + 9 * 3_600_000) // model.SLOT_MS * model.SLOT_MS - 9 * 3_600_000
     assert rows[0]["last"] == pytest.approx(model.import_counter("city-hall-annex", last_start))
 

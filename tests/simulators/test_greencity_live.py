@@ -14,7 +14,7 @@ import pytest
 from cloud.config import InfluxConfig
 from cloud.domains.energy import service
 from cloud.influx import InfluxClient
-from hinode.services import ManagedProcess, free_port
+from hinode.services import ManagedProcess
 from hinode.up_backfill import backfill
 from simulators.greencity import model
 from tests.support.waiting import wait_until
@@ -24,7 +24,6 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture
 def ingest(broker, influx, tmp_path):
-    port = free_port()
     proc = ManagedProcess("ingest", [sys.executable, "-m", "cloud", "ingest", "--mqtt-port", str(broker.port),
                                      "--influx-url", influx.url], tmp_path / "ingest.log", None,
                           env={"PYTHONUNBUFFERED": "1"})
