@@ -330,4 +330,6 @@ def load_profile(name: str, search_dirs: list[Path] | None = None) -> ModbusProf
 
 
 def shipped_profiles() -> list[Path]:
-    return sorted(p for p in PROFILE_DIR.rglob("*.yaml"))
+    """The shipped meter profiles. BLE model overrides (``ble/``) have their own schema
+    (edge_agent/sources/ble/models.py) and are not profiles of this kind."""
+    return sorted(p for p in PROFILE_DIR.rglob("*.yaml") if p.relative_to(PROFILE_DIR).parts[0] != "ble")
