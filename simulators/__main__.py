@@ -11,6 +11,8 @@
     python -m simulators ocpp --chargers 10 --version 1.6|2.0.1|mixed --url ws://host:port[/prefix]
                               [--password P | --passwords-file F] [--cafile F] [--time-scale 60]
                               [--start HH:MM] [--meter-interval S] [--phase-switching] ...
+    python -m simulators ble --hci tcp-server:127.0.0.1:PORT --control-port PORT [--kit kit-01]
+                             [--auto-measure-s S] [--seed N] [--passkey 123456]
 
 Prints one line saying what is served where, then runs; exits 0 on SIGINT/SIGTERM.
 """
@@ -23,6 +25,8 @@ import logging
 import signal
 import sys
 
+from simulators.ble.control import KitSimulator, add_cli_options as add_ble_options, \
+    simulator_from_args as ble_kit_from_args
 from simulators.modbus import DEFAULT_PROFILE, ModbusSimulator
 from simulators.modbus.sunspec_site import add_cli_options as add_sunspec_options, simulator_from_args
 from simulators.ev_feed import send_ev_power
@@ -103,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (mb, ua, oc):
         p.add_argument("-v", "--verbose", action="store_true", help="log every fault change and refresh problem")
     add_greencity_options(sub)
+    add_ble_options(sub)
     return parser
 
 
@@ -130,7 +135,10 @@ def make_fleet(args: argparse.Namespace) -> ChargerFleet:
                         ramp_s=args.ramp, switch_delay_s=args.switch_delay)
 
 
-def make_simulator(args: argparse.Namespace) -> ModbusSimulator | OpcuaSimulator | ChargerFleet | GreenCityPublisher:
+def make_simulator(args: argparse.Namespace) -> ModbusSimulator | OpcuaSimulator | ChargerFleet | GreenCityPublisher \
+        | KitSimulator:
+    if args.kind == "ble":
+        return ble_kit_from_args(args)
     if args.kind == "ocpp":
         return make_fleet(args)
     if args.kind == "greencity":
