@@ -249,12 +249,12 @@ def test_board_session_from_a_scoped_token_keeps_its_scopes(api):
 def test_config_with_an_unknown_scope_is_refused_naming_the_key(auth_section):
     section = {**auth_section, "tokens": [*auth_section["tokens"],
                                           {"name": "typo", "hash": api_secrets.hash_token("x"),
-                                           "scopes": ["meters:read", "vitals:write"]}]}
+                                           "scopes": ["meters:read", "vital:read"]}]}
     config = CloudConfig.model_validate({"api": {"auth": section}})  # loads: domains register scopes later
     with pytest.raises(CloudConfigError) as error:
         create_app(config)
     index = len(auth_section["tokens"])
-    assert f"api.auth.tokens.{index}.scopes: unknown scope(s) vitals:write" in str(error.value)
+    assert f"api.auth.tokens.{index}.scopes: unknown scope(s) vital:read" in str(error.value)
     assert "meters:read" in str(error.value)  # the known scopes are listed
 
     users = [{**auth_section["users"][1], "scopes": ["nosuch:read"]}]
