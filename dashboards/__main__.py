@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="where Grafana sees DIR (e.g. /etc/grafana/provisioning): the dashboard provider's path")
     export.add_argument("--power-limit", action="append", default=[], metavar="SITE=WATTS",
                         help="a site's power limit for the 'meter power above site limit' alert (repeatable)")
+    export.add_argument("--vitals-api-url", default=None, metavar="URL",
+                        help="the cloud API's base URL: also export the vitals board and its consent-API data source")
+    export.add_argument("--vitals-token-env", default="HINODE_GRAFANA_VITALS_TOKEN", metavar="VAR",
+                        help="environment variable holding the Grafana service principal's API token (vitals)")
     deploy = commands.add_parser("deploy", help="push an exported DIR to a running Grafana")
     deploy.add_argument("dir", type=Path)
     deploy.add_argument("--url", required=True, help="Grafana base URL")
@@ -52,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         paths = export(args.dir, influx_url=args.influx_url, database=args.database, user=args.user,
                        password_env=args.password_env, token_env=args.token_env,
                        influx_version=args.influx_version, grafana_dir=args.grafana_dir,
-                       alert_options={"site_power_limits_w": _limits(args.power_limit)})
+                       alert_options={"site_power_limits_w": _limits(args.power_limit)},
+                       vitals_api_url=args.vitals_api_url, vitals_token_env=args.vitals_token_env)
         for path in paths:
             print(path)
         return 0

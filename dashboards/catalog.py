@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from dashboards import charging, co2, interchange, operations, site_energy
+from dashboards import charging, co2, interchange, operations, site_energy, vitals
 from dashboards.common import LANGUAGES
 
 BOARDS: dict[str, Callable[[str], dict]] = {
@@ -15,11 +15,27 @@ BOARDS: dict[str, Callable[[str], dict]] = {
     interchange.BASE_UID: interchange.build,
 }
 
+# Boards whose every query goes to the vitals domain's consent-checking API (Infinity data source),
+# never to InfluxDB: kept apart from BOARDS (InfluxQL, rendered and run against InfluxDB in tests) and
+# exported only when the API's URL is given (``export(..., vitals_api_url=...)``).
+CONSENT_API_BOARDS: dict[str, Callable[[str], dict]] = {
+    vitals.BASE_UID: vitals.build,
+}
+
 
 def all_dashboards() -> dict[str, dict]:
     """uid -> dashboard JSON, each board in English (``-en``) and Japanese (``-ja``)."""
+    return _built(BOARDS)
+
+
+def consent_api_dashboards() -> dict[str, dict]:
+    """uid -> JSON of the boards reading only the vitals consent API (``CONSENT_API_BOARDS``)."""
+    return _built(CONSENT_API_BOARDS)
+
+
+def _built(builders: dict[str, Callable[[str], dict]]) -> dict[str, dict]:
     boards = {}
-    for build in BOARDS.values():
+    for build in builders.values():
         for lang in LANGUAGES:
             data = build(lang)
             boards[data["uid"]] = data

@@ -9,6 +9,9 @@ and the alert rules.
 The data source speaks InfluxQL to every InfluxDB version: 1.x with user/password; 2.x through its
 DBRP mapping with user/password (v1 auth) or a token; 3.x with a token (database = bucket). Secrets
 never land in the files: they name an environment variable that Grafana expands (``$VAR``).
+
+With ``vitals_api_url`` the vitals board (``dashboards/vitals.py``) and its data source (Infinity,
+uid hinode-vitals-api: the cloud API's consent-checking endpoints, never InfluxDB) are exported too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from dashboards import alert_rules, catalog
+from dashboards import alert_rules, catalog, vitals
 from dashboards.common import DATASOURCE_TYPE, DATASOURCE_UID
 
 DATASOURCE_NAME = "Hinode InfluxDB"
@@ -69,18 +72,25 @@ def _yaml(document: dict) -> str:
 
 
 def export(directory: Path, *, alert_options: dict | None = None, grafana_dir: str | None = None,
+           vitals_api_url: str | None = None, vitals_token_env: str = "HINODE_GRAFANA_VITALS_TOKEN",
            **datasource_options) -> list[Path]:
     """Write every provisioning file under ``directory``; returns the paths written.
 
     ``datasource_options``: see :func:`datasource`; ``alert_options``: see ``alert_rules.alert_groups``;
     ``grafana_dir``: where Grafana sees ``directory`` (e.g. ``/etc/grafana/provisioning`` in a container),
     for the file provider's path; default: ``directory`` itself, absolute.
+    ``vitals_api_url``: the cloud API's base URL; given, the vitals board and its consent-API data source
+    (bearer token from the variable ``vitals_token_env``) are exported as well.
     Board JSON no longer generated (a board removed from the catalog) is deleted.
     """
     directory = Path(directory)
     json_dir = directory / "dashboards" / "json"
     boards = catalog.all_dashboards()
-    written = [_write(directory / "datasources" / "hinode.yaml", _yaml(datasource(**datasource_options))),
+    sources = datasource(**datasource_options)
+    if vitals_api_url:
+        boards.update(catalog.consent_api_dashboards())
+        sources["datasources"].append(vitals.datasource(vitals_api_url, vitals_token_env))
+    written = [_write(directory / "datasources" / "hinode.yaml", _yaml(sources)),
                _write(directory / "dashboards" / "hinode.yaml", _yaml(dashboard_provider(
                    Path(grafana_dir) / "dashboards" / "json" if grafana_dir else json_dir.resolve())))]
     for uid, board in boards.items():
