@@ -32,6 +32,7 @@ from hinode.services import ClientProcess, ManagedProcess, free_port, port_open
 from hinode.supervisor import ServiceGaveUp, Supervisor
 from hinode.up_greencity import GreenCity, domain_sections, live_publisher_argv, usable_sections
 from hinode.up_metrics import UpFigures, samples, serve_up_metrics
+from hinode.up_vitals import KIT_DEVICES, NurseVisits
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Plan:
     site: str = "hitachi-omika"
     agent: str = "edge-01"
     greencity: bool = True              # the green-city demo: a year of history, its domains, live SME sites
+    vitals: bool = True                 # a visiting nurse's kit (virtual BLE devices), two patients, consent
 
 
 def _ports(data_dir: Path, wanted: dict[str, int]) -> dict[str, int]:
@@ -68,13 +70,13 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def _http_json(url: str, timeout: float = 2.0):
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.loads(resp.read())
+def _http_json(url: str, timeout: float = 2.0, token: str = ""):
+    return json.loads(_http_text(url, timeout, token))
 
 
-def _http_text(url: str, timeout: float = 2.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def _http_text(url: str, timeout: float = 2.0, token: str = "") -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         return resp.read().decode()
 
 
@@ -176,13 +178,17 @@ class Platform:
         (self.data / "logs").mkdir(exist_ok=True)
         self.ports = _ports(self.data, {"mqtt": 18830, "influx": 18086, "api": plan.api_port, "modbus": 15020,
                                         "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108,
-                                        "up_metrics": 19109, "pv_site": 15022, "ocpp": 19000, "ev_feed": 15030})
+                                        "up_metrics": 19109, "pv_site": 15022, "ocpp": 19000, "ev_feed": 15030,
+                                        "ble_hci": 17001, "ble_control": 17002, "kit_metrics": 19110,
+                                        "nurse_page": 18088})
         self.procs: list[ManagedProcess] = []
         self.supervisor = Supervisor(say=_say)
         self.figures = UpFigures()
         self.metrics_server = None
         self.greencity: GreenCity | None = None
         self.greencity_sites: tuple[int, int] | None = None     # (live, expected) for the status line
+        self.people = NurseVisits(self.data, _say)     # the API's logins (authentication is on), the nurse's kit
+        self.kit_devices: int | None = None            # nurse kit devices connected, for the status line
 
     def _proc(self, name: str, argv: list[str], port: int) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.data / "logs" / f"{name}.log", port,
@@ -207,7 +213,8 @@ class Platform:
         cloud.start(timeout=60)
         _wait_http(f"http://127.0.0.1:{p['api']}/readyz", "cloud", cloud)
         if plan.greencity:      # the history and the domains' calls run beside the rest of the start-up
-            self.greencity = GreenCity(self.data, f"http://127.0.0.1:{p['influx']}", bool(plan.chargers), _say)
+            self.greencity = GreenCity(self.data, f"http://127.0.0.1:{p['influx']}", bool(plan.chargers), _say,
+                                       token=self.people.up_token)
             live_start_s = datetime.fromisoformat(model_time).replace(tzinfo=DEMO_TZ).timestamp()
             threading.Thread(target=self.greencity.run, args=(live_start_s, f"http://127.0.0.1:{p['api']}"),
                              name="greencity", daemon=True).start()
@@ -225,6 +232,10 @@ class Platform:
                                                           "--port", str(p["pv_site"]), "--start", model_time,
                                                           "--pv-kwp", "400", "--site-load-kw", "150",
                                                           "--ev-port", str(p["ev_feed"])), p["pv_site"]))
+        if plan.vitals:         # registry, consents, today's visits and the kit's schedule before the kit starts
+            self.people.prepare(f"http://127.0.0.1:{p['api']}", f"http://127.0.0.1:{p['influx']}")
+            sims.append(self._proc("sim-ble", self.people.simulator_argv(_python(), p["ble_hci"], p["ble_control"]),
+                                   p["ble_control"]))
         for sim in sims:
             sim.start(timeout=60)
         site_yaml = self.data / "edge" / "site.yaml"
@@ -234,6 +245,12 @@ class Platform:
         agent = self._proc("edge-agent", _python("-m", "edge_agent", "run", "--config", str(site_yaml)),
                            p["agent_metrics"])
         agent.start(timeout=60)
+        if plan.vitals:
+            kit_yaml = self.people.kit_dir / "site.yaml"
+            kit_yaml.write_text(yaml.safe_dump(self.people.kit_site_config(
+                p["mqtt"], p["ble_hci"], p["kit_metrics"], p["nurse_page"]), sort_keys=False, allow_unicode=True))
+            self._proc("nurse-kit", _python("-m", "edge_agent", "run", "--config", str(kit_yaml)),
+                       p["kit_metrics"]).start(timeout=60)
         if plan.chargers:
             _wait_port(p["ocpp"], "the agent's OCPP central system", agent)
             chargers = ClientProcess("sim-chargers", _python(
@@ -259,8 +276,12 @@ class Platform:
             sections, problems = usable_sections(domain_sections(self.plan.agent, bool(self.plan.chargers)))
             for problem in problems:
                 _say(f"green city: {problem}")
-        path.write_text("# written by hinode up at every start (hinode/up_greencity.py)\n"
-                        + yaml.safe_dump({"domains": sections}, sort_keys=False, allow_unicode=True))
+        if self.plan.vitals:
+            sections["vitals"] = self.people.domain_section()
+        path.write_text("# written by hinode up at every start (hinode/up_greencity.py, hinode/up_vitals.py)\n"
+                        + yaml.safe_dump({"api": self.people.api_section(), "domains": sections},
+                                         sort_keys=False, allow_unicode=True))
+        path.chmod(0o600)
         return path
 
     def _charger_passwords(self) -> tuple[Path, Path]:
@@ -296,7 +317,7 @@ class Platform:
         except (OSError, KeyError, ValueError):
             figures.readings_per_s = figures.queue_envelopes = figures.dropped_readings = None
         try:
-            devices = _http_json(f"http://127.0.0.1:{p['api']}/api/devices")
+            devices = _http_json(f"http://127.0.0.1:{p['api']}/api/devices", token=self.people.up_token)
             devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
             # the edge site's meters; the green-city sites have their own count
             meters = [d for d in devices
@@ -311,13 +332,19 @@ class Platform:
         except (OSError, ValueError):
             pass
         try:
-            m = samples(_http_text(f"http://127.0.0.1:{p['api']}/metrics"))
+            m = samples(_http_text(f"http://127.0.0.1:{p['api']}/metrics", token=self.people.up_token))
             lag_s = m.get("hinode_ingest_lag_p50_seconds")
             if lag_s is None and "hinode_ingest_lag_p50_ms" in m:
                 lag_s = m["hinode_ingest_lag_p50_ms"] / 1000
             figures.ingest_lag_p50_seconds = lag_s
         except (OSError, ValueError):
             pass
+        if self.plan.vitals:
+            try:
+                kit = samples(_http_text(f"http://127.0.0.1:{p['kit_metrics']}/metrics"))
+                self.kit_devices = int(kit["hinode_agent_devices_online"])
+            except (OSError, KeyError, ValueError):
+                self.kit_devices = None
         figures.service_restarts = self.supervisor.restarts()
         return figures
 
@@ -337,6 +364,9 @@ class Platform:
             parts.append(f"ingest lag p50 {f.ingest_lag_p50_seconds * 1000:.0f} ms")
         if self.greencity_sites is not None:
             parts.append(f"green-city sites live {self.greencity_sites[0]}/{self.greencity_sites[1]}")
+        if self.plan.vitals:
+            kit = "no answer" if self.kit_devices is None else f"{self.kit_devices}/{len(KIT_DEVICES)}"
+            parts.append(f"nurse kit devices {kit}")
         restarts = self.supervisor.summary()
         if restarts:
             parts.append(restarts)
@@ -371,7 +401,11 @@ def run(plan: Plan) -> int:
         platform.start()
         url = f"http://127.0.0.1:{platform.ports['api']}/"
         metrics_url = platform.serve_metrics()
-        banner = [f"board  {url}", f"API    {url}docs", f"logs   {platform.data / 'logs'}"]
+        banner = [f"board  {url} (sign in: {platform.data / 'demo-logins.yaml'})", f"API    {url}docs",
+                  f"logs   {platform.data / 'logs'}"]
+        if plan.vitals:
+            banner.append(f"nurse  http://127.0.0.1:{platform.ports['nurse_page']}/ (the visit kit's page; PIN "
+                          f"'nurse-pin' in demo-logins.yaml); care view {url}board/care.html as dr-sato")
         if metrics_url:
             banner.append(f"metrics {metrics_url} (the status line's figures and service restarts)")
         banner.append(f"{plan.modbus_meters} Modbus + {plan.sunspec_meters} SunSpec + {plan.opcua_meters} OPC UA "

@@ -135,6 +135,7 @@ class GreenCity:
     influx_url: str
     with_plant: bool
     say: Callable[[str], None]
+    token: str = ""                                # hinode up's own API token (the API has authentication on)
     range_ms: tuple[int, int] | None = None        # what this run backfilled (None: nothing)
     results: dict[str, str] = field(default_factory=dict)
 
@@ -192,10 +193,10 @@ class GreenCity:
             self.say(f"green city: {what}: {outcome}")
         self.say("green city: ready")
 
-    @staticmethod
-    def _post(url: str, body) -> str:
+    def _post(self, url: str, body) -> str:
         data = json.dumps(body if body is not None else {}).encode()
-        request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(url, data=data, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {self.token}"})
         began = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=600) as resp:

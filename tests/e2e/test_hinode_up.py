@@ -66,7 +66,7 @@ def test_hinode_up_runs_the_whole_pipeline_stops_on_ctrl_c_and_reuses_its_data(t
     try:
         first.wait_for(lambda line: f"board  http://127.0.0.1:{api_port}/" in line, "board URL", 120)
         first.wait_for(all_online, "status line with every device online", 90)
-        devices = {d: v for d, v in api_seqs(api_port).items() if v["site"] == "hitachi-omika"}
+        devices = {d: v for d, v in api_seqs(api_port, first.token).items() if v["site"] == "hitachi-omika"}
         assert len(devices) == DEVICE_COUNT
         check_green_city(first)
     finally:

@@ -27,6 +27,7 @@ class Up:
         for option, count in METERS.items():
             argv += [option, str(count)]
         self.api_port = api_port
+        self.data_dir = data_dir
         self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
@@ -80,8 +81,15 @@ class Up:
         assert len(matches) == 1, f"children matching {needle!r}: {matches} of {self.children()}"
         return matches[0]
 
-    def api(self, path: str):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}{path}", timeout=5) as resp:
+    @property
+    def token(self) -> str:
+        """hinode up's own API token (the API runs with authentication; up writes it to the data directory)."""
+        return (self.data_dir / "up-token").read_text().strip()
+
+    def api(self, path: str, token: str | None = None):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}",
+                                         headers={"Authorization": f"Bearer {token or self.token}"})
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return json.load(resp)
 
 
@@ -92,8 +100,10 @@ def all_online(line: str):
     return None
 
 
-def api_seqs(api_port: int) -> dict[str, dict]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/devices", timeout=5) as resp:
+def api_seqs(api_port: int, token: str) -> dict[str, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{api_port}/api/devices",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         devices = json.load(resp)
     devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
     return {d["device"]: d for d in devices if d.get("kind") != "agent"}
