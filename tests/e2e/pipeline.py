@@ -78,8 +78,8 @@ class Pipeline:
         return sim
 
     def agent(self, sources: list[dict], **overrides) -> AgentProcess:
-        config = write_site_config(self.tmp / f"site-{len(self.agents)}.yaml", self.broker.port, sources,
-                                   site="plant-1", **overrides)
+        overrides.setdefault("site", "plant-1")
+        config = write_site_config(self.tmp / f"site-{len(self.agents)}.yaml", self.broker.port, sources, **overrides)
         agent = AgentProcess(config).start()
         self.agents.append(agent)
         return agent
