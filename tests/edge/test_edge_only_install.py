@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from hinode.security import api_secrets
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hinode", "edge_agent", "cloud", "simulators", "device_profiles")
 
@@ -33,11 +35,19 @@ sources:
   - {type: synthetic, name: synth, devices: [{id: synth-01}]}
   - {type: ocpp, name: chargers, port: 9000, security_profile: 0, chargers: [{id: CP01}],
      controller: {grid_meter: {device: hall-a-main}}}
-"""
+  - {type: ble, name: visit-kit, kit: kit-01, stack: bumble, hci: "usb:0",
+     devices: [{id: bp-cuff-1, category: blood_pressure, address: "F0:12:34:56:78:9A"}],
+     page: {listen: "127.0.0.1:8088", schedule_file: visits.yaml,
+            nurses: [{id: n-01, name: Sato, pin_hash: "%s"}]}}
+""" % api_secrets.hash_password("123456")
 
 RUNTIME_IMPORTS = """\
 import edge_agent.agent, edge_agent.__main__
 import edge_agent.sources.ocpp.v16, edge_agent.sources.ocpp.v201, edge_agent.sources.sunspec.definitions
+import edge_agent.sources.ble.link_bumble, edge_agent.sources.ble.page, bumble.transport, bleak, aiohttp
+from importlib.resources import files
+assert files("edge_agent.sources.ble").joinpath("page", "nurse.html").is_file(), "the nurse's page is not installed"
+assert files("device_profiles").joinpath("ble", "passkey-cuff.yaml").is_file(), "the BLE models are not installed"
 from edge_agent.config import available_source_types, source_plugin
 print(sorted(type_name for type_name in available_source_types() if source_plugin(type_name)))
 """
@@ -76,13 +86,14 @@ def test_the_agent_runs_from_an_install_with_only_the_edge_extra(tmp_path):
     work = tmp_path / "site"                       # not the checkout: imports come from the install
     work.mkdir()
     (work / "site.yaml").write_text(SITE_YAML)
+    (work / "visits.yaml").write_text("visits: []\n")
     checked = run([str(python), "-m", "edge_agent", "check-config", "site.yaml"], work)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "OK: site plant-a, agent edge-01, 5 sources, 5 devices" in checked.stdout
+    assert "OK: site plant-a, agent edge-01, 6 sources, 6 devices" in checked.stdout
 
     runtime = run([str(python), "-c", RUNTIME_IMPORTS], work)
     assert runtime.returncode == 0, runtime.stderr
-    assert runtime.stdout.split() == ["['modbus',", "'ocpp',", "'opcua',", "'sunspec',", "'synthetic']"]
+    assert runtime.stdout.split() == ["['ble',", "'modbus',", "'ocpp',", "'opcua',", "'sunspec',", "'synthetic']"]
 
     for cloud_only in ("polars", "fastapi", "httpx", "uvicorn", "influxdb_client"):
         absent = run([str(python), "-c", f"import {cloud_only}"], work)
