@@ -62,6 +62,10 @@ const UNITS = { "mm[Hg]": "mmHg", "Cel": "°C", "/min": "/min", "kg/m2": "kg/m²
 const state = { patients: [], patient: new URLSearchParams(location.search).get("patient"), summary: null,
   alerts: null };
 
+// Digits shown per UCUM unit: whole mmHg, beats and percent; tenths of a degree and a kilogram.
+const DIGITS = { "mm[Hg]": 0, "/min": 0, "%": 0, "mg/dL": 0, "kJ": 0, "Cel": 1, "kg": 1, "cm": 1, "kg/m2": 1, "s": 2 };
+function vitalNum(value, unit) { return GC.num(value, DIGITS[unit] ?? null); }
+
 function metricLabel(metric) { return GC.has(`m.${metric}`) ? GC.t(`m.${metric}`) : metric; }
 function unitLabel(unit) { return UNITS[unit] ?? unit ?? ""; }
 
@@ -118,7 +122,7 @@ function renderAlerts() {
   if (!state.alerts.length) list.append(GC.el("li", { class: "care-note" }, GC.t("no_alerts")));
   for (const alert of state.alerts) {
     const category = GC.has(`cat.${alert.category}`) ? GC.t(`cat.${alert.category}`) : alert.category;
-    const value = `${metricLabel(alert.metric)} ${GC.num(alert.value)} ${unitLabel(alert.unit)}`;
+    const value = `${metricLabel(alert.metric)} ${vitalNum(alert.value, alert.unit)} ${unitLabel(alert.unit)}`;
     const acked = alert.acked_by ? ` · ${GC.t("acked", { who: alert.acked_by })}` : "";
     list.append(GC.el("li", { class: alert.acked_by ? "care-note" : "care-alert", "data-alert": alert.id },
       `${timeLabel(alert.ts)} · ${category}: ${value} (${alert.rule})${acked}`));
@@ -143,7 +147,7 @@ function renderCategory(container, category, data) {
     for (const [metric, value] of Object.entries(latest.values)) {
       if (value === null || value === undefined) continue;
       const item = GC.el("span", { "data-metric": metric });
-      item.append(GC.el("span", {}, `${metricLabel(metric)} `), GC.el("strong", {}, GC.num(value)),
+      item.append(GC.el("span", {}, `${metricLabel(metric)} `), GC.el("strong", {}, vitalNum(value, units[metric])),
         GC.el("span", {}, ` ${unitLabel(units[metric])}`));
       row.append(item);
     }
