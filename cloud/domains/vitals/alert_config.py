@@ -10,6 +10,7 @@ domains:
       webhook_max_attempts: 6     # then the delivery is recorded as failed (never dropped silently)
       webhook_retry_initial_s: 30 # back-off between attempts, doubling up to webhook_retry_max_s
       webhook_retry_max_s: 3600
+      webhook_secret_file: /etc/hinode/alert-webhook.key   # then every webhook is signed (webhooks.py)
       rules:                      # defaults for every patient; a doctor overrides them per patient
         spo2_low: {threshold: 92}
         weight_gain: {enabled: false}
@@ -17,6 +18,8 @@ domains:
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,6 +44,9 @@ class AlertsConfig(_Strict):
                                       "recorded as failed")
     webhook_retry_initial_s: float = Field(default=30.0, ge=0)
     webhook_retry_max_s: float = Field(default=3600.0, ge=0)
+    webhook_secret_file: Path | None = Field(default=None, description="a file holding the HMAC-SHA256 key; every "
+                                             "webhook then carries X-Hinode-Timestamp and X-Hinode-Signature "
+                                             "(sha256=<hex> over '<timestamp>.<body>')")
     rules: dict[str, RuleDefault] = Field(default_factory=dict, description="changes to the default rules "
                                           f"({', '.join(DEFAULT_RULES)})")
 
@@ -51,6 +57,21 @@ class AlertsConfig(_Strict):
         if unknown:
             raise ValueError(f"unknown rule(s) {', '.join(unknown)}; expected one of {', '.join(DEFAULT_RULES)}")
         return rules
+
+    @field_validator("webhook_secret_file")
+    @classmethod
+    def _readable_key(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                if not path.read_bytes().strip():
+                    raise ValueError(f"{path} is empty: expected the webhook signing key")
+            except OSError as exc:
+                raise ValueError(f"expected a readable file holding the webhook signing key ({path}: {exc.strerror})") \
+                    from None
+        return path
+
+    def webhook_secret(self) -> bytes | None:
+        return self.webhook_secret_file.read_bytes().strip() if self.webhook_secret_file else None
 
     @model_validator(mode="after")
     def _retry_ordered(self) -> "AlertsConfig":

@@ -12,14 +12,20 @@ A delivery is a row in ``alert_deliveries`` (alerts.py). A 2xx answer delivers i
 (a refused connection, a timeout, a 5xx) counts an attempt and schedules the next one with doubling
 back-off (``alerts.webhook_retry_initial_s`` .. ``webhook_retry_max_s``); after
 ``webhook_max_attempts`` it is recorded as ``failed`` and logged with the alert and member ids.
-Every attempt is an audit row (action ``alert_webhook``, actor = the receiving member, via
+With ``alerts.webhook_secret_file`` set, each POST carries ``X-Hinode-Timestamp`` (Unix seconds) and
+``X-Hinode-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``, so a receiver can check
+that the alert came from this platform and is fresh. Every attempt is an audit row (action ``alert_webhook``, actor = the receiving member, via
 ``webhook``), allowed or, when the grant has lapsed, denied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -44,6 +50,18 @@ def payload(alert: dict) -> dict:
     return {"alert_id": alert["id"], "pseudonym": alert["pseudonym"], "category": alert["category"],
             "rule": alert["rule"], "metric": alert["metric"], "value": alert["value"], "unit": alert["unit"],
             "threshold": alert["threshold"], "ts": ts, "ts_ms": alert["reading_ts_ms"]}
+
+
+def signed_request(body: dict, alert_id: int, secret: bytes | None, now_s: float | None = None) -> dict:
+    """httpx keyword arguments for one webhook POST: the JSON body, and its signature when a key is set."""
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "X-Hinode-Alert-Id": str(alert_id)}
+    if secret:
+        stamp = str(int(time.time() if now_s is None else now_s))
+        headers["X-Hinode-Timestamp"] = stamp
+        headers["X-Hinode-Signature"] = "sha256=" + hmac.new(secret, stamp.encode() + b"." + content,
+                                                             hashlib.sha256).hexdigest()
+    return {"content": content, "headers": headers}
 
 
 def plan_deliveries(store: AlertStore, registry: Registry, alert: dict, at_ms: int | None = None) -> int:
@@ -104,8 +122,8 @@ async def _attempt(store: AlertStore, registry: Registry, config: AlertsConfig, 
     attempts = delivery["attempts"] + 1
     status, error = None, ""
     try:
-        response = await client.post(delivery["url"], json=payload(alert),
-                                     headers={"X-Hinode-Alert-Id": str(alert["id"])})
+        response = await client.post(delivery["url"], **signed_request(payload(alert), alert["id"],
+                                                                        config.webhook_secret()))
         status = response.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}"

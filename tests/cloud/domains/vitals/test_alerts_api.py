@@ -4,6 +4,8 @@ delivered to real HTTP servers on free ports, all checked against consent."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -33,6 +35,7 @@ class Receiver:
 
     def __init__(self, statuses: tuple[int, ...] = ()):
         self.bodies: list[dict] = []
+        self.raw: list[bytes] = []
         self.headers: list[dict] = []
         self.statuses = list(statuses)
         receiver = self
@@ -42,6 +45,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status == 200:
+                    receiver.raw.append(body)
                     receiver.bodies.append(json.loads(body))
                     receiver.headers.append(dict(self.headers))
                 self.send_response(status)
@@ -114,7 +118,10 @@ def test_low_spo2_alerts_the_doctor_and_webhooks_only_members_whose_consent_cove
     ]
     closed_port_url = f"http://127.0.0.1:{services.free_port()}/hook"       # nothing listens: never delivered
     urls = {name: r.url for name, r in receivers.items()} | {"nurse-ito": closed_port_url}
-    alerts_config = {"webhook_retry_initial_s": 0, "webhook_retry_max_s": 0, "webhook_max_attempts": 2}
+    key = tmp_path / "webhook.key"
+    key.write_bytes(b"shared-with-the-receivers")
+    alerts_config = {"webhook_retry_initial_s": 0, "webhook_retry_max_s": 0, "webhook_max_attempts": 2,
+                     "webhook_secret_file": str(key)}
     with vitals_app(tmp_path, PEOPLE, lines, setup=with_webhooks(urls)) as (base, registry):
         first = run_job(tmp_path, registry, alerts_config)
         assert first["new_alerts"] == 2 and first["patients"] == 2
@@ -147,7 +154,12 @@ def test_low_spo2_alerts_the_doctor_and_webhooks_only_members_whose_consent_cove
                             "rule": "spo2_low", "metric": "spo2", "value": 88.0, "unit": "%", "threshold": 90.0,
                             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(low_spo2_at // 1000)),
                             "ts_ms": low_spo2_at}
-            assert receivers[name].headers[0]["X-Hinode-Alert-Id"] == str(spo2_alert["id"])
+            headers = receivers[name].headers[0]
+            assert headers["X-Hinode-Alert-Id"] == str(spo2_alert["id"])
+            signed = headers["X-Hinode-Timestamp"].encode() + b"." + receivers[name].raw[0]     # what a receiver checks
+            expected = hmac.new(b"shared-with-the-receivers", signed, hashlib.sha256).hexdigest()
+            assert headers["X-Hinode-Signature"] == f"sha256={expected}"
+            assert abs(int(headers["X-Hinode-Timestamp"]) - time.time()) < 120
         states = {(d["username"], d["state"], d["attempts"]) for d in AlertStore(registry).deliveries()}
         assert states == {("dr-sato", "delivered", 1), ("daughter-yamada", "delivered", 2),
                           ("nurse-ito", "failed", 2)}
