@@ -1,4 +1,6 @@
-"""The FHIR R4 transaction Bundle: validated with fhir.resources, codes, units, components, special values."""
+"""The FHIR R4 transaction Bundle: validated with fhir.resources (R4B models: the 8.x releases ship
+R5, R4B and STU3) and with fhirclient's models generated from FHIR 4.0.1 itself (strict: unknown
+elements, wrong types and missing required elements raise); codes, units, components, special values."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 
 import polars as pl
 from fhir.resources.R4B.bundle import Bundle
+from fhirclient.models.bundle import Bundle as R4Bundle
 
 from cloud.domains.vitals.fhir import (DATA_ABSENT_REASON, LOINC, PSEUDONYM_SYSTEM, UCUM, build_bundle,
                                        bundle_json)
@@ -47,6 +50,9 @@ def validated(bundle: dict) -> dict:
     text = bundle_json(bundle)
     model = Bundle.model_validate_json(text)
     assert model.type == "transaction"
+    r4 = R4Bundle(json.loads(text), strict=True)              # FHIR 4.0.1 (R4) proper
+    assert r4.type == "transaction" and len(r4.entry) == len(model.entry)
+    assert {e.resource.resource_type for e in r4.entry} <= {"Patient", "Device", "Observation"}
     return json.loads(text)
 
 
