@@ -277,13 +277,14 @@ class VisitBook:
         return [dict(zip(keys, row)) for row in rows]
 
     def purge(self) -> int:
-        """Delete forwarded/discarded readings, ended visits without readings and audit rows
-        older than ``keep_days``; returns the number of readings deleted."""
+        """Delete forwarded/discarded readings, unassigned readings nobody claimed, ended visits without
+        readings and audit rows older than ``keep_days``; returns the number of readings deleted.
+        An unassigned reading is personal data that belongs to no visit: it is not kept for ever."""
         now = self._now_ms()
         cutoff = now - self.keep_days * DAY_MS
         self._last_purge = self.clock()
         with self._transaction() as db:
-            deleted = db.execute("DELETE FROM readings WHERE state IN ('forwarded', 'discarded') "
+            deleted = db.execute("DELETE FROM readings WHERE state IN ('forwarded', 'discarded', 'unassigned') "
                                  "AND changed_ms < ?", (cutoff,)).rowcount
             db.execute("DELETE FROM visits WHERE ended_ms IS NOT NULL AND ended_ms < ? AND NOT EXISTS "
                        "(SELECT 1 FROM readings WHERE readings.visit_id = visits.id)", (cutoff,))

@@ -207,9 +207,10 @@ def test_replace_held_keeps_one_waiting_reading_per_device(book):
     assert (held.ts_ms, held.measurement.values[0].value, held.visit_id) == (2, 101.0, visit.id)
 
 
-def test_purge_removes_old_forwarded_and_discarded_rows_only(book_path, clock):
+def test_purge_removes_old_forwarded_discarded_and_unclaimed_rows_only(book_path, clock):
     book = VisitBook(book_path, "kit-01", SCHEDULE, clock, keep_days=7)
     try:
+        stray = offer_bp(book, 9)                                        # outside any visit: unassigned
         visit = book.start_visit("p-7f3a9c", "n-01")
         forwarded, discarded, kept = offer_bp(book, 1), offer_bp(book, 2), offer_bp(book, 3)
         book.confirm(forwarded.id, "n-01")
@@ -220,7 +221,8 @@ def test_purge_removes_old_forwarded_and_discarded_rows_only(book_path, clock):
         book.confirm(kept.id, "n-01")
         book.end_visit(visit.id, "n-01")
         clock.now += 2 * DAY_MS / 1000
-        assert book.purge() == 2
+        assert book.purge() == 3
+        assert stray.id not in {h.id for h in book.held()}               # unclaimed for a week: gone
         assert [c.id for c in book.take_confirmed()] == [kept.id]       # confirmed, not forwarded: kept
         assert book.visit(visit.id).id == visit.id                       # still referenced by a reading
         assert [a["action"] for a in book.audit_log()][:1] == ["confirmed"]  # old audit rows gone
