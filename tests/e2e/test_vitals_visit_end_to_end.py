@@ -9,8 +9,6 @@ bumble GATT servers on a bumble link, the closest honest substitute."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
