@@ -76,6 +76,11 @@ def _profiles(paths: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["doctor"]:          # the doctor parses its own options, --help included
+        from edge_agent.doctor.cli import main as doctor_main
+
+        return doctor_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m edge_agent", description="hinode edge agent")
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("config")
     profiles = sub.add_parser("check-profile", help="validate device profiles (default: the shipped ones)")
     profiles.add_argument("paths", nargs="*")
+    doctor = sub.add_parser("doctor", add_help=False, help="commissioning checks: modbus, opcua, ocpp, ble, site")
+    doctor.add_argument("doctor_args", nargs=argparse.REMAINDER)
+    from edge_agent.enroll import add_arguments as add_enroll_arguments
+
+    add_enroll_arguments(sub.add_parser("enroll", help="enroll this box with a one-time token (key, CSR, certificate)"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level.upper() != "DEBUG":
@@ -94,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
     if args.command == "run":
         return _run(args.config)
+    if args.command == "doctor":
+        from edge_agent.doctor.cli import main as doctor_main
+
+        return doctor_main(args.doctor_args)
+    if args.command == "enroll":
+        from edge_agent.enroll import enroll
+
+        return enroll(args)
     if args.command == "check-config":
         return _check(args.config)
     return _profiles(args.paths)

@@ -6,6 +6,7 @@
     hinode sim ...                      = python -m simulators ...
     hinode security ...                 = python -m hinode.security ... (MQTT certs/ACL, API token hashes)
     hinode dashboards ...               = python -m dashboards ... (Grafana: export DIR, deploy DIR --url)
+    hinode doctor CHECK ...             = python -m edge_agent doctor CHECK ... (commissioning a site)
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                  "dashboards": "dashboards"}
     if argv and argv[0] in delegates:
         return _delegate(delegates[argv[0]], argv[1:])
+    if argv and argv[0] == "doctor":         # an edge-side tool: it runs where the agent is installed
+        return _delegate("edge_agent", argv)
     parser = argparse.ArgumentParser(prog="hinode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run broker, InfluxDB, cloud, simulators and an edge agent")
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--api-port", type=int, default=8080)
     for name in delegates:
         sub.add_parser(name, help=f"same as python -m {delegates[name]}")
+    sub.add_parser("doctor", help="same as python -m edge_agent doctor: find devices and check a site")
     args = parser.parse_args(argv)
     from hinode.up import Plan, run
     return run(Plan(data_dir=args.data_dir, modbus_meters=args.modbus_meters, sunspec_meters=args.sunspec_meters,

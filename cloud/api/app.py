@@ -100,6 +100,8 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, dead_letters=No
     _add_error_handlers(app)
     _add_operational_routes(app)
     install_auth(app, auth)
+    from cloud.api import enroll  # routes only when $HINODE_ENROLL_CONFIG names an enrollment config
+    enroll.install(app, auth)
     app.mount("/board", StaticFiles(directory=BOARD_DIR), name="board")
 
     @app.get("/", include_in_schema=False)
