@@ -102,6 +102,8 @@ def api_registry(state) -> CollectorRegistry:
         FamiliesCollector("status tracker", status_families),
         FamiliesCollector("scheduler", scheduler_families),
         FamiliesCollector("in-process ingest", in_process_ingest_families),
+        FamiliesCollector("enrollment", lambda: state.enrollment.metric_families()
+                          if getattr(state, "enrollment", None) else ()),
     )
 
 

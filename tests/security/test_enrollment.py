@@ -328,6 +328,12 @@ def test_enrollment_counters_are_prometheus_families(stack, tmp_path):
     assert families["hinode_enrolled_agents"].samples[0].value >= 1
     assert {sample.labels["result"] for sample in families["hinode_enroll"].samples} >= {"refused_used", "enrolled"}
 
+    bundle, _, url, _ = stack                # and the API's own /metrics carries them
+    with api(bundle) as http:
+        scraped = http.get(f"{url}/metrics", headers=ADMIN)
+    assert scraped.status_code == 200
+    assert 'hinode_enroll_total{result="enrolled"}' in scraped.text and "hinode_enrolled_agents " in scraped.text
+
 
 def test_the_address_limiter_answers_with_a_wait_beyond_its_limit():
     from cloud.api.enroll import AddressLimiter
