@@ -1,0 +1,210 @@
+"""The cloud playbook (ansible/cloud.yml) run against this machine into a throwaway prefix.
+
+systemd does not manage services here (hinode_manage_systemd/services false): the files are
+written and checked, then the test starts the REAL mosquitto with the generated mosquitto.conf,
+connects as a generated agent identity over TLS, loads the generated cloud.yaml, and checks
+the databases and retention policies created in a real InfluxDB 1.x through /query.
+One playbook run pair (about half a minute) serves every test of this module.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cloud.config import load_cloud_config
+from hinode import services
+from hinode.security.bundle import Bundle, Identity
+from hinode.security.inventory import load_inventory
+from tests.security.mqtt_kit import TlsClient
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE_DIR = ROOT / "ansible"
+PACKAGES = ("hinode", "edge_agent", "cloud", "simulators", "device_profiles", "dashboards")
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+pytestmark = [
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-core is not installed in this venv"),
+]
+
+
+def find_uv() -> str:
+    uv = ROOT / ".tools" / "bin" / "uv"
+    found = str(uv) if uv.exists() else shutil.which("uv")
+    assert found, "uv is needed: neither .tools/bin/uv nor uv on PATH"
+    return found
+
+
+def clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["ANSIBLE_CONFIG"] = str(ANSIBLE_DIR / "ansible.cfg")
+    env["ANSIBLE_LOCAL_TEMP"] = env["ANSIBLE_REMOTE_TEMP"] = str(Path(os.environ.get("TMPDIR", "/tmp")))
+    return env
+
+
+def recap_changed(output: str) -> int:
+    match = re.search(r"^cloud-test\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", output, re.M)
+    assert match, output[-4000:]
+    return int(match.group(1))
+
+
+class Installed:
+    def __init__(self, work: Path, influx: services.InfluxProcess, first_output: str, second_output: str):
+        self.work = work
+        self.influx = influx
+        self.first_output = first_output
+        self.second_output = second_output
+        self.config_dir = work / "etc"
+        self.prefix = work / "opt"
+        self.units = work / "systemd"
+        self.grafana = work / "grafana"
+        self.bundle_dir = self.config_dir / "mqtt-bundle"
+        self.broker_conf = self.config_dir / "mosquitto" / "mosquitto.conf"
+
+    def bundle(self) -> Bundle:
+        return Bundle(self.bundle_dir, load_inventory(self.bundle_dir / "inventory.yaml"))
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, hinode_wheel) -> Installed:
+    work = tmp_path_factory.mktemp("cloud-install")
+    influx = services.influxdb(work / "influxdb-data")
+    influx.start()
+    try:
+        wheel = hinode_wheel            # one wheel of this checkout per test session (conftest.py)
+        inventory = work / "hosts.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"children": {
+            "cloud": {"hosts": {"cloud-test": {"ansible_connection": "local",
+                                               "ansible_python_interpreter": sys.executable}}},
+            # Edge hosts are only read for their hinode_site/hinode_agent: never contacted by this play.
+            "edge": {"hosts": {"plant-edge-01": {"hinode_site": "plant-1", "hinode_agent": "edge-01"},
+                               "plant-edge-02": {"hinode_site": "plant-1", "hinode_agent": "edge-02"},
+                               "kit-01": {"hinode_site": "visits-hitachi", "hinode_agent": "kit-01"}}},
+        }}}))
+        variables = {
+            "hinode_become": False, "hinode_manage_user": False, "hinode_manage_systemd": False,
+            "hinode_manage_services": False, "hinode_influxdb_manage_databases": True,
+            "hinode_prefix": str(work / "opt"), "hinode_config_dir": str(work / "etc"),
+            "hinode_state_dir": str(work / "var"), "hinode_systemd_dir": str(work / "systemd"),
+            "hinode_user": getpass.getuser(), "hinode_group": getpass.getuser(),
+            "hinode_wheel": str(wheel), "hinode_uv": find_uv(), "hinode_cloud_base_python": sys.executable,
+            "hinode_broker_port": services.free_port(), "hinode_broker_bind": "127.0.0.1",
+            "hinode_broker_process_user": getpass.getuser(),
+            "hinode_broker_extra_agents": [{"site": "depot-7", "agent": "edge-01"}],
+            "hinode_influxdb_url": influx.url, "hinode_influxdb_port": influx.port,
+            "hinode_ingest_instances": 2, "hinode_ingest_metrics_port_base": 9310,
+            "hinode_grafana_provisioning_dir": str(work / "grafana"),
+        }
+        (work / "vars.json").write_text(json.dumps(variables))
+        argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "-e", f"@{work / 'vars.json'}", "cloud.yml"]
+        outputs = []
+        for _ in range(2):
+            run = subprocess.run(argv, cwd=ANSIBLE_DIR, env=clean_env(), capture_output=True, text=True, timeout=400)
+            assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+            outputs.append(run.stdout)
+        yield Installed(work, influx, *outputs)
+    finally:
+        influx.stop()
+
+
+def test_the_second_run_changes_nothing(installed):
+    assert recap_changed(installed.first_output) > 0
+    second = installed.second_output
+    changed_tasks = [block for block in second.split("\n\n") if "changed:" in block]
+    assert recap_changed(second) == 0, "\n".join(changed_tasks)
+
+
+def test_mosquitto_with_the_generated_config_accepts_an_agent_and_refuses_a_wrong_password(installed, tmp_path):
+    conf = installed.broker_conf.read_text()
+    assert "set_tcp_nodelay true" in conf and "persistence true" in conf and "allow_anonymous false" in conf
+    port = int(re.search(r"^listener (\d+) ", conf, re.M).group(1))
+    broker = services.ManagedProcess("mosquitto", [services.find_binary("mosquitto"), "-c", str(installed.broker_conf)],
+                                     tmp_path / "mosquitto.log", port)
+    broker.start()
+    bundle = installed.bundle()
+    agent = Identity("edge-01@plant-1", installed.bundle_dir / "clients" / "edge-01@plant-1")
+    extra = Identity("edge-01@depot-7", installed.bundle_dir / "clients" / "edge-01@depot-7")
+    # The copies the ingest's cloud files point at, not the bundle's originals.
+    ingest = Identity("hinode-ingest", installed.config_dir / "mqtt" / "hinode-ingest")
+    try:
+        for ident in (agent, extra, ingest):
+            client = TlsClient(bundle, ident, port).connect()
+            client.close()
+            assert client.connected.is_set(), f"{ident.username} refused: {client.connack}"
+        wrong = TlsClient(bundle, agent, port, password="not-the-password").connect()
+        wrong.close()
+        assert not wrong.connected.is_set()
+        assert wrong.connack in ("Bad user name or password", "Not authorized")
+    finally:
+        broker.stop()
+    acl = (installed.config_dir / "mosquitto" / "acl").read_text()
+    for username in ("edge-01@plant-1", "edge-02@plant-1", "kit-01@visits-hitachi", "edge-01@depot-7"):
+        assert f"user {username}\n" in acl
+
+
+def test_generated_cloud_configs_load_and_point_at_the_copied_credentials(installed):
+    api = load_cloud_config(installed.config_dir / "cloud.yaml")
+    assert api.mqtt.username == "hinode-api" and api.mqtt.password is not None
+    assert api.mqtt.tls.cert.read_text().startswith("-----BEGIN CERTIFICATE")
+    assert api.influx.personal.database == "hinode_personal" and api.influx.personal.retention == "400d"
+    ingest = load_cloud_config(installed.config_dir / "ingest" / "1.yaml", check_domains=False)
+    assert ingest.mqtt.username == "hinode-ingest" and ingest.mqtt.share_group == "hinode-ingest"
+    assert oct(os.stat(installed.config_dir / "cloud.yaml").st_mode & 0o777) == "0o600"
+
+
+def test_two_ingest_instances_differ_only_in_client_id_and_metrics_port(installed):
+    first = yaml.safe_load((installed.config_dir / "ingest" / "1.yaml").read_text())
+    second = yaml.safe_load((installed.config_dir / "ingest" / "2.yaml").read_text())
+    assert (first["mqtt"]["client_id"], second["mqtt"]["client_id"]) == ("hinode-ingest-1", "hinode-ingest-2")
+    assert (first["ingest"]["metrics_listen"], second["ingest"]["metrics_listen"]) == ("127.0.0.1:9311",
+                                                                                      "127.0.0.1:9312")
+    for config in (first, second):
+        del config["mqtt"]["client_id"], config["ingest"]["metrics_listen"]
+    assert first == second
+    unit = (installed.units / "hinode-ingest@.service").read_text()
+    assert f"--config {installed.config_dir}/ingest/%i.yaml" in unit
+
+
+def test_databases_and_retention_policies_exist(installed):
+    def policies(database: str) -> dict:
+        answer = installed.influx.query(f'SHOW RETENTION POLICIES ON "{database}"')
+        return {row[0]: (row[1], row[4]) for row in answer["results"][0]["series"][0]["values"]}
+
+    assert policies("hinode")["hinode"] == ("17520h0m0s", True)
+    assert policies("hinode_personal")["personal"] == ("9600h0m0s", True)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_unit_files_pass_systemd_analyze_verify(installed, tmp_path):
+    # A template is verified through an instance name; the instance file is the template itself.
+    shutil.copy(installed.units / "hinode-ingest@.service", tmp_path / "hinode-ingest@1.service")
+    shutil.copy(installed.units / "hinode-api.service", tmp_path / "hinode-api.service")
+    for unit in ("hinode-ingest@1.service", "hinode-api.service"):
+        checked = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit)], capture_output=True, text=True,
+                                 timeout=60)
+        problems = [line for line in checked.stderr.splitlines() if "hinode" in line]
+        assert checked.returncode == 0 and not problems, checked.stderr
+    api_unit = (installed.units / "hinode-api.service").read_text()
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", f"ReadWritePaths={installed.work / 'var'}",
+                      "PrivateTmp=yes", "Restart=on-failure"):
+        assert hardening in api_unit
+
+
+def test_grafana_provisioning_has_the_data_source_and_boards(installed):
+    datasources = yaml.safe_load((installed.grafana / "datasources" / "hinode.yaml").read_text())
+    source = datasources["datasources"][0]
+    assert source["url"] == installed.influx.url and source["jsonData"]["dbName"] == "hinode"
+    provider = yaml.safe_load((installed.grafana / "dashboards" / "hinode.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == str(installed.grafana / "dashboards" / "json")
+    boards = sorted(p.name for p in (installed.grafana / "dashboards" / "json").glob("*.json"))
+    assert len(boards) >= 6 and any(name.endswith("-ja.json") for name in boards)
