@@ -30,6 +30,19 @@ NO_MATCHING_SUBSCRIBERS = 0x10     # MQTT 5 PUBACK reason code
 STABLE_CONNECTION_S = 10.0
 
 
+
+def set_credentials(client: mqtt.Client, m) -> None:
+    """Username/password and TLS of a site's ``mqtt`` section on a paho client: the agent's link and
+    ``hinode doctor site`` connect with exactly these settings."""
+    if m.username:
+        client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
+    if m.tls:
+        client.tls_set(ca_certs=str(m.tls.ca) if m.tls.ca else None,
+                       certfile=str(m.tls.cert) if m.tls.cert else None,
+                       keyfile=str(m.tls.key) if m.tls.key else None,
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.tls_insecure_set(m.tls.insecure)
+
 class MqttLink:
     def __init__(self, config: SiteConfig, will_topic: str, will_payload: bytes,
                  on_puback: Callable[[int, bool], None], on_connect: Callable[[], None] | None = None,
@@ -63,14 +76,7 @@ class MqttLink:
                              protocol=mqtt.MQTTv5)
         client.max_inflight_messages_set(m.max_inflight)
         client.max_queued_messages_set(0)
-        if m.username:
-            client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
-        if m.tls:
-            client.tls_set(ca_certs=str(m.tls.ca) if m.tls.ca else None,
-                           certfile=str(m.tls.cert) if m.tls.cert else None,
-                           keyfile=str(m.tls.key) if m.tls.key else None,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            client.tls_insecure_set(m.tls.insecure)
+        set_credentials(client, m)
         client.will_set(will_topic, will_payload, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -74,16 +74,11 @@ def _probe_broker(config: SiteConfig, timeout_s: float, heartbeat_s: float) -> B
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from edge_agent.mqtt import set_credentials
+
     m = config.mqtt
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{config.client_id}-doctor", protocol=mqtt.MQTTv5)
-    if m.username:
-        client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
-    if m.tls:
-        client.tls_set(ca_certs=str(m.tls.ca) if m.tls.ca else None,
-                       certfile=str(m.tls.cert) if m.tls.cert else None,
-                       keyfile=str(m.tls.key) if m.tls.key else None,
-                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.tls_insecure_set(m.tls.insecure)
+    set_credentials(client, m)          # exactly as the agent's link does
     answer: dict = {}
 
     def on_connect(_client, _userdata, _flags, reason_code, _properties) -> None:
