@@ -298,15 +298,19 @@ def parse_profile(data: object, path: Path | str = "<profile>") -> ModbusProfile
         raise ProfileError(format_validation_error(path, exc)) from None
 
 
+def read_yaml_file(path: Path, error: type[Exception] = ProfileError):
+    """A device-knowledge YAML file's data; ``error`` naming the file when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_profile_file(path: Path | str) -> ModbusProfile | OpcuaProfile:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    profile = parse_profile(data, path)
+    profile = parse_profile(read_yaml_file(path), path)
     if profile.id != path.stem:
         raise ProfileError(f"{path}: id: expected the file name without .yaml ({path.stem!r}) (got {profile.id!r})")
     return profile

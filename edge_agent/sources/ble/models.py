@@ -17,7 +17,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from device_profiles.schema import PROFILE_DIR, PROFILE_ID, format_validation_error
+from device_profiles.schema import PROFILE_DIR, PROFILE_ID, format_validation_error, read_yaml_file
 from hinode.vitals import Category
 
 BLE_PROFILE_DIR = PROFILE_DIR / "ble"
@@ -105,14 +105,11 @@ def load_model_file(path: Path | str) -> ModelOverride:
     path = Path(path)
     try:
         key = (str(path.resolve()), path.stat().st_mtime_ns)
-        if key in _cache:
-            return _cache[key]
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ModelError(f"{path}: not valid YAML: {exc}") from None
-    model = parse_model(data, path)
+    if key in _cache:
+        return _cache[key]
+    model = parse_model(read_yaml_file(path, ModelError), path)
     if model.model != path.stem:
         raise ModelError(f"{path}: model: expected the file name without .yaml ({path.stem!r}) (got {model.model!r})")
     _cache[key] = model
