@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
@@ -20,7 +20,8 @@ from cloud.api import commands, operations
 from cloud.api.routes import router
 from cloud.completeness import CompletenessService
 from cloud.config import CloudConfig
-from cloud.domains import DEFAULT_PACKAGES, discover, install_domains, register_domain_scopes
+from cloud.domains import (DEFAULT_PACKAGES, discover, install_domains, register_domain_scopes,
+                           start_domain_lifespans)
 from cloud.influx import (AsyncInfluxClient, InfluxAuthError, InfluxError, InfluxQueryError, InfluxRejected,
                           InfluxUnavailable)
 from cloud.scheduler import Scheduler
@@ -63,7 +64,10 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, dead_letters=No
             if config.scheduler.enabled:
                 await app.state.scheduler.start()
         try:
-            yield
+            async with AsyncExitStack() as domain_services:
+                if manage_services:
+                    await start_domain_lifespans(app, domain_services)
+                yield
         finally:
             if manage_services:
                 await app.state.scheduler.stop()

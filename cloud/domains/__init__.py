@@ -17,7 +17,8 @@ import importlib
 import pkgutil
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ValidationError
@@ -26,6 +27,8 @@ from cloud.config import CloudConfig, CloudConfigError, validation_error_lines
 from cloud.scheduler import Job
 
 if TYPE_CHECKING:
+    from contextlib import AsyncExitStack
+
     from fastapi import FastAPI
 
 DEFAULT_PACKAGES = ("cloud.domains",)
@@ -47,6 +50,11 @@ class Domain:
     jobs: list[Job] = field(default_factory=list)
     # The scope every route of ``router`` requires; default "<name>:read".
     route_scope: str | None = None
+    # Routes served WITHOUT authentication under /public/<name>/ (a public feed such as GBFS).
+    public_router: APIRouter | None = None
+    # ``lifespan(app, config)`` -> an async context manager entered when the services start
+    # (``python -m cloud serve``) and left when they stop: a domain's long-running worker.
+    lifespan: Callable[[Any, Any], AbstractAsyncContextManager] | None = None
 
     def __post_init__(self):
         if not DOMAIN_NAME.fullmatch(self.name):
@@ -65,6 +73,9 @@ class Domain:
             if self.router.prefix:
                 raise DomainError(f"domain {self.name}: leave the router's prefix empty; it is served under "
                                   f"/api/{self.name}")
+        if self.public_router is not None and self.public_router.prefix:
+            raise DomainError(f"domain {self.name}: leave the public router's prefix empty; it is served under "
+                              f"/public/{self.name}")
 
 
 def discover(packages: Iterable[str] = DEFAULT_PACKAGES) -> list[Domain]:
@@ -163,10 +174,19 @@ def install_domains(app: FastAPI, config: CloudConfig, packages: Iterable[str] =
                                   f"choose another domain name")
             app.include_router(domain.router, prefix=f"/api/{domain.name}", tags=[domain.name],
                                dependencies=[Depends(app.state.auth.require_scope(domain.route_scope))])
+        if domain.public_router is not None:
+            app.include_router(domain.public_router, prefix=f"/public/{domain.name}", tags=[f"{domain.name} (public)"])
         if scheduler is not None:
             for job in domain.jobs:
                 scheduler.add(job, configs[domain.name])
     return domains
+
+
+async def start_domain_lifespans(app: FastAPI, stack: AsyncExitStack) -> None:
+    """Enter every domain's ``lifespan(app, config)`` on ``stack`` (left in reverse order when it closes)."""
+    for domain in app.state.domains.values():
+        if domain.lifespan is not None:
+            await stack.enter_async_context(domain.lifespan(app, app.state.domain_configs[domain.name]))
 
 
 def domain_config(request: Request, name: str) -> Any:

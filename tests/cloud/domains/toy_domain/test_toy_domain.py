@@ -57,3 +57,17 @@ def test_toy_domain_route_and_scheduled_job(influx):
                           ("plant-b", "x1"): [[due, 99.0, 1]]}
         metrics = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
         assert 'hinode_job_runs_total{job="toy.peaks"} 1.0' in metrics
+
+
+def test_toy_domain_public_route_and_worker_lifespan(influx):
+    config = CloudConfig.model_validate({"influx": {"url": influx.url},
+                                         "api": {"auth": {"tokens": [{"name": "v", "role": "viewer",
+                                                                      "hash": api_secrets.hash_token(VIEWER)}]}}})
+    app = create_app(config, manage_services=True, domain_packages=("tests.cloud.domains.toy_domain",))
+    with serve_app(app) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/api/toy/peaks", params={"site": "plant-a"}).status_code == 401
+        # the worker runs: its count rises, read through the public route without any credential
+        first = client.get("/public/toy/beats")
+        assert first.status_code == 200, first.text
+        assert wait_for(lambda: client.get("/public/toy/beats").json()["beats"] > first.json()["beats"], timeout=10)
+    assert app.state.toy_stopped

@@ -9,6 +9,7 @@ from cloud.scheduler import Job
 
 from .config import ToyConfig
 from .jobs import write_peaks
+from .public import lifespan, public_router
 from .router import router
 
 DOMAIN = Domain(
@@ -17,4 +18,6 @@ DOMAIN = Domain(
     config_model=ToyConfig,                                   # domains.toy in cloud.yaml
     scopes={"toy:read": ("peaks of a gauge per 10 minutes: /api/toy/*", False)},
     jobs=[Job("toy.peaks", every_s=600, run=write_peaks, delay_s=0)],
+    public_router=public_router,                              # served without authentication under /public/toy/
+    lifespan=lifespan,                                        # a worker running while the services run
 )
