@@ -55,9 +55,25 @@ def cmd_mqtt(args: argparse.Namespace) -> int:
     except InventoryError as exc:
         print(exc, file=sys.stderr)
         return 2
-    bundle = generate(inventory, args.out)
+    enroll_config = None
+    if args.enroll_config:
+        from hinode.security.enroll import EnrollError, load_enroll_config
+        try:
+            enroll_config = load_enroll_config(args.enroll_config)
+        except EnrollError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    bundle = generate(inventory, args.out, broker_files=enroll_config is None)
     for path in bundle.created:
         print(f"created {path.relative_to(bundle.root)}")
+    if enroll_config is not None:
+        from hinode.security.enroll import EnrollmentService
+        service = EnrollmentService(enroll_config)
+        try:
+            for name in service.write_broker_files():
+                print(f"changed broker/{name} (inventory + enrolled agents)")
+        finally:
+            service.close()
     print(f"broker config: {bundle.broker_config_path} (add its lines to mosquitto.conf)")
     print(f"per identity (mqtt: section for site.yaml / cloud.yaml): {bundle.root}/clients/<username>/mqtt.yaml")
     for ident in bundle.identities():
@@ -112,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     mqtt = sub.add_parser("mqtt", help="CA, broker and client certificates, passwords, Mosquitto passwd/ACL/TLS config")
     mqtt.add_argument("--inventory", required=True, help="YAML: broker hostnames, cloud identities, sites -> agents")
     mqtt.add_argument("--out", required=True, help="output directory (kept 0700; existing keys and passwords are kept)")
+    mqtt.add_argument("--enroll-config", help="enroll.yaml: the broker's acl, passwd and CRL then include the agents "
+                      "enrolled since (hinode/security/README.md, Enrollment); files that would not change are kept")
     mqtt.set_defaults(func=cmd_mqtt)
     for name, func, text in (("new-token", cmd_new_token, "make a random API token; prints its config entry"),
                              ("hash-token", cmd_hash_token, "hash a token read from stdin; prints its config entry")):

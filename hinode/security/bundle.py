@@ -112,7 +112,10 @@ def _mqtt_section(bundle: Bundle, ident: Identity) -> dict:
     return section
 
 
-def generate(inventory: Inventory, root: Path | str) -> Bundle:
+def generate(inventory: Inventory, root: Path | str, *, broker_files: bool = True) -> Bundle:
+    """Create what is missing (CA, broker and client certificates, passwords) and write the broker's
+    passwd and acl from the inventory. ``broker_files=False`` leaves passwd and acl to enrollment
+    (hinode/security/enroll.py), which writes them from the inventory plus the enrolled agents."""
     bundle = Bundle(Path(root).resolve(), inventory)
     bundle.root.mkdir(parents=True, exist_ok=True)
     bundle.root.chmod(0o700)
@@ -135,7 +138,9 @@ def generate(inventory: Inventory, root: Path | str) -> Bundle:
         passwords[ident.username] = ident.password()
         (ident.directory / "mqtt.yaml").write_text(yaml.safe_dump({"mqtt": _mqtt_section(bundle, ident)},
                                                                   sort_keys=False))
-    _write_secret(bundle.broker_dir / "passwd", mosquitto.password_file(passwords))
-    (bundle.broker_dir / "acl").write_text(mosquitto.acl_text(inventory))
+    if broker_files:
+        passwd = bundle.broker_dir / "passwd"
+        _write_secret(passwd, mosquitto.password_file(passwords, passwd.read_text() if passwd.exists() else None))
+        (bundle.broker_dir / "acl").write_text(mosquitto.acl_text(inventory))
     bundle.broker_config_path.write_text(bundle.broker_config())
     return bundle

@@ -111,6 +111,16 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
+def _write_if_changed(path: Path, data: bytes, mode: int) -> bool:
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    _write_atomic(path, data, mode)
+    return True
+
+
 def _check_public_key(key) -> None:
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048:
@@ -270,22 +280,49 @@ class EnrollmentService:
     def _revoked_usernames(self) -> set[str]:
         return {a.username for a in self.store.agents(include_revoked=True) if a.revoked_at is not None}
 
-    def write_broker_files(self) -> None:
+    def write_broker_files(self) -> list[str]:
         """acl, passwd and the CRL, from the inventory and the enrolled agents. An enrolled agent's
-        password replaces the bundle's for the same username (an inventory agent enrolling)."""
+        password replaces the bundle's for the same username (an inventory agent enrolling).
+
+        A file whose content would not change is left alone (an unchanged password keeps its hash,
+        an unchanged revocation list its CRL), so a re-run changes nothing and a watcher of these
+        files (the installers' broker-files unit) reloads the broker only for a real change.
+        Returns the names of the files written.
+        """
         broker_dir = self.bundle.broker_dir
+        written = []
         with self._files_lock:
             acl = mosquitto.acl_text(self.effective_inventory())
-            _write_atomic(broker_dir / "acl", acl.encode(), 0o644)
+            if _write_if_changed(broker_dir / "acl", acl.encode(), 0o644):
+                written.append("acl")
             revoked = self._revoked_usernames()
             enrolled = {a.username: a.password_hash for a in self.store.agents() if a.password_hash}
+            passwd_path = broker_dir / "passwd"
+            existing = passwd_path.read_text() if passwd_path.exists() else None
             lines = [f"{username}:{password_hash}\n" for username, password_hash in sorted(enrolled.items())]
             for ident in self.bundle.identities():
                 if ident.username in revoked or ident.username in enrolled or not ident.password_path.exists():
                     continue
-                lines.append(mosquitto.password_file({ident.username: ident.password()}))
-            _write_atomic(broker_dir / "passwd", "".join(lines).encode(), 0o600)
-            _write_atomic(self.config.crl_path(), self._crl(), 0o644)
+                lines.append(mosquitto.password_file({ident.username: ident.password()}, existing))
+            if _write_if_changed(passwd_path, "".join(lines).encode(), 0o600):
+                written.append("passwd")
+            if not self._crl_is_current():
+                _write_atomic(self.config.crl_path(), self._crl(), 0o644)
+                written.append("crl")
+        return written
+
+    def _crl_is_current(self) -> bool:
+        """The CRL on disk lists exactly the revoked serials and stays valid for more than a year."""
+        path = self.config.crl_path()
+        try:
+            crl = x509.load_pem_x509_crl(path.read_bytes())
+        except (OSError, ValueError):
+            return False
+        listed = {revoked.serial_number for revoked in crl}
+        wanted = {serial for serial, _ in self.store.revoked_serials()}
+        valid_until = crl.next_update_utc
+        return listed == wanted and valid_until is not None and \
+            valid_until > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=365)
 
     def _crl(self) -> bytes:
         ca_cert = x509.load_pem_x509_certificate(self.bundle.ca_cert.read_bytes())
@@ -320,8 +357,11 @@ class EnrollmentService:
         return "no reload configured: the broker reads the new files when it restarts"
 
     def apply(self) -> str:
-        self.write_broker_files()
-        return self.reload_broker()
+        """Write the broker files and reload the broker when one of them changed."""
+        written = self.write_broker_files()
+        if not written:
+            return "broker files unchanged"
+        return f"changed {', '.join(written)}; {self.reload_broker()}"
 
     def metric_families(self):
         """``hinode_enroll_total{result=...}`` and the number of enrolled agents, for an API registry."""
