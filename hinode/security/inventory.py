@@ -13,9 +13,14 @@
     sites:
       hitachi-omika: [edge-01, edge-02]
       plant-1: [edge-01]
+    fleets:                              # vehicles: each LTE module is an agent of its fleet
+      hitachi-scooters: {prefix: sc-, count: 40}      # sc-001 .. sc-040
+      hitachi-slowmobility: {vehicles: [sm-01, sm-02]}
 
 An agent's MQTT username is ``<agent>@<site>`` ('@' is not allowed in an id, so it is
-unambiguous; the same agent id may exist at two sites).
+unambiguous; the same agent id may exist at two sites). A fleet is a site whose agents are
+vehicles: ``sc-001@hitachi-scooters`` may publish its own telemetry and status (never on the
+personal topic) and read its own commands.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hinode.contract import ID_PATTERN, Ident
 
@@ -50,10 +55,36 @@ class CloudSection(_Strict):
     share_group: Ident = "hinode-ingest"
 
 
+class FleetSection(_Strict):
+    vehicles: list[Ident] = Field(default_factory=list, description="vehicle ids, each its own MQTT identity")
+    prefix: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,55})?$",
+                        description="with count: <prefix>001 .. <prefix><count>")
+    count: int = Field(default=0, ge=0, le=100_000)
+
+    def vehicle_ids(self) -> list[str]:
+        width = max(3, len(str(self.count)))
+        return list(self.vehicles) + [f"{self.prefix}{n:0{width}d}" for n in range(1, self.count + 1)]
+
+
 class Inventory(_Strict):
     broker: BrokerSection = Field(default_factory=BrokerSection)
     cloud: CloudSection = Field(default_factory=CloudSection)
-    sites: dict[Ident, list[Ident]] = Field(min_length=1)
+    sites: dict[Ident, list[Ident]] = Field(default_factory=dict)
+    fleets: dict[Ident, FleetSection] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _someone(self) -> "Inventory":
+        if not self.sites and not self.fleets:
+            raise ValueError("sites: list at least one site with its agents (or a fleet with its vehicles)")
+        for fleet, section in self.fleets.items():
+            if fleet in self.sites:
+                raise ValueError(f"fleets.{fleet}: {fleet!r} is also a site; a fleet is a site of its own")
+            ids = section.vehicle_ids()
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"fleets.{fleet}: a vehicle id appears twice")
+            if not ids:
+                raise ValueError(f"fleets.{fleet}: no vehicles (give vehicles: [...] or prefix and count)")
+        return self
 
     @field_validator("sites")
     @classmethod
@@ -64,7 +95,11 @@ class Inventory(_Strict):
         return sites
 
     def agents(self) -> list[tuple[str, str]]:
-        return [(site, agent) for site, agents in self.sites.items() for agent in agents]
+        """Every (site, agent) identity: the sites' agents, then the fleets' vehicles."""
+        return [(site, agent) for site, agents in self.sites.items() for agent in agents] + self.vehicles()
+
+    def vehicles(self) -> list[tuple[str, str]]:
+        return [(fleet, vehicle) for fleet, section in self.fleets.items() for vehicle in section.vehicle_ids()]
 
 
 def agent_username(site: str, agent: str) -> str:

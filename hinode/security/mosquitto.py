@@ -106,7 +106,22 @@ def acl_text(inventory: Inventory) -> str:
         f"topic write {ANY_AGENT_COMMANDS}",
         "",
     ]
+    vehicles = set(inventory.vehicles())
     for site, agent in inventory.agents():
+        if (site, agent) in vehicles:
+            lines += [
+                f"# vehicle {agent} of fleet {site}: its own telemetry, status and command results; its own",
+                f"# commands; the heartbeat (no personal topic)",
+                f"user {agent_username(site, agent)}",
+                f"topic write {contract.telemetry_topic(site, agent)}",
+                f"topic write {contract.catalog_topic(site, agent)}",
+                f"topic write {contract.result_topic(site, agent)}",
+                f"topic write {contract.status_topic(site, agent)}",
+                f"topic read {contract.command_filter(site, agent)}",
+                f"topic read {contract.INGEST_HEARTBEAT_TOPIC}",
+                "",
+            ]
+            continue
         lines += [
             f"# agent {agent} at site {site}: its own telemetry, status, catalog and command results;",
             f"# its own commands; the heartbeat",

@@ -15,6 +15,7 @@ from hinode.security.inventory import load_inventory
 INVENTORY = {
     "broker": {"hostnames": ["localhost", "127.0.0.1"], "require_certificate": True},
     "sites": {"plant-1": ["edge-01", "edge-02"], "plant-2": ["edge-01"]},
+    "fleets": {"hitachi-scooters": {"prefix": "sc-", "count": 2}},   # sc-001, sc-002
 }
 
 

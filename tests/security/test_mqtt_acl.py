@@ -48,6 +48,27 @@ def test_agent_cannot_publish_as_another_agent(bundle, secure_broker):
         edge01.close()
 
 
+def test_a_vehicle_publishes_only_as_itself_and_never_personal_data(bundle, secure_broker):
+    """A vehicle's LTE module is an agent of its fleet (inventory ``fleets:``); the API identity (the fleet
+    domain's live worker) reads its telemetry through a shared subscription."""
+    api = connected(bundle, secure_broker, bundle.inventory.cloud.api_username)
+    sc1 = connected(bundle, secure_broker, "sc-001@hitachi-scooters")
+    try:
+        api.subscribe(contract.shared("fleet", contract.TELEMETRY_FILTER))
+        assert sc1.publish(contract.telemetry_topic("hitachi-scooters", "sc-002"), b"as sc-002") == "Not authorized"
+        assert sc1.publish(contract.status_topic("hitachi-scooters", "sc-002"), b"offline") == "Not authorized"
+        assert sc1.publish(contract.telemetry_topic("plant-1", "edge-01"), b"as a meter agent") == "Not authorized"
+        assert sc1.publish(contract.personal_topic("hitachi-scooters", "sc-001"), b"vitals?") == "Not authorized"
+        assert sc1.publish(contract.command_topic("hitachi-scooters", "sc-002", "lock"), b"lock") == "Not authorized"
+        own = contract.telemetry_topic("hitachi-scooters", "sc-001")
+        assert sc1.publish(own, b"own position") == "Success"
+        settle()
+        assert api.received() == [(own, b"own position")]
+    finally:
+        api.close()
+        sc1.close()
+
+
 def test_agent_reads_only_its_own_commands_and_the_heartbeat(bundle, secure_broker):
     api = connected(bundle, secure_broker, bundle.inventory.cloud.api_username)
     ingest = connected(bundle, secure_broker, bundle.inventory.cloud.ingest_username)
