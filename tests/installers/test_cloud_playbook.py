@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from hinode import services
 from hinode.security.bundle import Bundle, Identity
 from hinode.security.inventory import load_inventory
 from tests.security.mqtt_kit import TlsClient
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
@@ -101,6 +103,7 @@ def installed(tmp_path_factory, hinode_wheel) -> Installed:
             "hinode_broker_port": services.free_port(), "hinode_broker_bind": "127.0.0.1",
             "hinode_broker_process_user": getpass.getuser(),
             "hinode_broker_extra_agents": [{"site": "depot-7", "agent": "edge-01"}],
+            "hinode_broker_fleets": {"hitachi-scooters": {"prefix": "sc-", "count": 2}},
             "hinode_influxdb_url": influx.url, "hinode_influxdb_port": influx.port,
             "hinode_ingest_instances": 2, "hinode_ingest_metrics_port_base": 9310,
             "hinode_grafana_provisioning_dir": str(work / "grafana"),
@@ -148,7 +151,8 @@ def test_mosquitto_with_the_generated_config_accepts_an_agent_and_refuses_a_wron
     finally:
         broker.stop()
     acl = (installed.config_dir / "mosquitto" / "acl").read_text()
-    for username in ("edge-01@plant-1", "edge-02@plant-1", "kit-01@visits-hitachi", "edge-01@depot-7"):
+    for username in ("edge-01@plant-1", "edge-02@plant-1", "kit-01@visits-hitachi", "edge-01@depot-7",
+                     "sc-001@hitachi-scooters", "sc-002@hitachi-scooters"):
         assert f"user {username}\n" in acl
 
 
@@ -188,14 +192,18 @@ def test_databases_and_retention_policies_exist(installed):
 def test_unit_files_pass_systemd_analyze_verify(installed, tmp_path):
     # A template is verified through an instance name; the instance file is the template itself.
     shutil.copy(installed.units / "hinode-ingest@.service", tmp_path / "hinode-ingest@1.service")
-    shutil.copy(installed.units / "hinode-api.service", tmp_path / "hinode-api.service")
-    for unit in ("hinode-ingest@1.service", "hinode-api.service"):
+    units = ("hinode-api.service", "hinode-broker-files.service", "hinode-broker-files.path")
+    for unit in units:
+        shutil.copy(installed.units / unit, tmp_path / unit)
+    for unit in ("hinode-ingest@1.service", *units):
         checked = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit)], capture_output=True, text=True,
                                  timeout=60)
         problems = [line for line in checked.stderr.splitlines() if "hinode" in line]
         assert checked.returncode == 0 and not problems, checked.stderr
     api_unit = (installed.units / "hinode-api.service").read_text()
-    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", f"ReadWritePaths={installed.work / 'var'}",
+    # the API writes the enrollment store (state dir) and the broker files in the bundle
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict",
+                      f"ReadWritePaths={installed.work / 'var'}\n", f"ReadWritePaths={installed.bundle_dir}\n",
                       "PrivateTmp=yes", "Restart=on-failure"):
         assert hardening in api_unit
 
@@ -208,3 +216,67 @@ def test_grafana_provisioning_has_the_data_source_and_boards(installed):
     assert provider["providers"][0]["options"]["path"] == str(installed.grafana / "dashboards" / "json")
     boards = sorted(p.name for p in (installed.grafana / "dashboards" / "json").glob("*.json"))
     assert len(boards) >= 6 and any(name.endswith("-ja.json") for name in boards)
+
+
+def accepted(bundle, ident, port) -> bool:
+    client = TlsClient(bundle, ident, port).connect()
+    client.close()
+    return client.connected.is_set()
+
+
+def run_broker_files_unit(installed, broker) -> None:
+    """What hinode-broker-files.service does when its path unit fires (no systemd runs here): its
+    install lines as written, then the reload (SIGHUP, as ``systemctl reload mosquitto`` sends)."""
+    unit = (installed.units / "hinode-broker-files.service").read_text()
+    commands = [line.split("=", 1)[1].split() for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert commands[-1][-2:] == ["reload", "mosquitto"], commands[-1]
+    for argv in commands[:-1]:
+        assert argv[0] == "/usr/bin/install", argv
+        subprocess.run(argv, check=True, timeout=30)
+    broker.process.send_signal(signal.SIGHUP)
+
+
+def test_an_agent_enrolled_after_the_install_connects_and_a_revoked_one_is_refused(installed, tmp_path):
+    """The installed pieces together: the API's enroll.yaml (through HINODE_ENROLL_CONFIG), the watcher unit's
+    copy-and-reload and Mosquitto's crlfile (a re-run keeping enrolled agents: tests/security/test_broker_files_stable.py)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from hinode.security.enroll import EnrollmentService, load_enroll_config
+    from tests.security.test_enrollment import key_and_csr
+
+    api_unit = (installed.units / "hinode-api.service").read_text()
+    enroll_yaml = installed.config_dir / "enroll.yaml"
+    assert f"Environment=HINODE_ENROLL_CONFIG={enroll_yaml}" in api_unit
+    config = load_enroll_config(enroll_yaml)
+    assert config.bundle == installed.bundle_dir and config.store == installed.work / "var" / "enroll.db"
+    conf = installed.broker_conf.read_text()
+    assert f"crlfile {installed.config_dir / 'mosquitto' / 'crl.pem'}" in conf
+    port = int(re.search(r"^listener (\d+) ", conf, re.M).group(1))
+    broker = services.ManagedProcess("mosquitto", [services.find_binary("mosquitto"), "-c", str(installed.broker_conf)],
+                                     tmp_path / "mosquitto.log", port)
+    broker.start()
+    service = EnrollmentService(config)
+    try:
+        token, _ = service.create_token("depot-9", "edge-77", ttl_s=600)
+        key, csr = key_and_csr()
+        answer = service.enroll(token, csr)
+        directory = tmp_path / "edge-77"
+        directory.mkdir()
+        (directory / "client.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                                 serialization.PrivateFormat.PKCS8,
+                                                                 serialization.NoEncryption()))
+        (directory / "client.pem").write_text(answer["certificate"])
+        (directory / "password").write_text(answer["password"])
+        enrolled = Identity("edge-77@depot-9", directory, "depot-9", "edge-77")
+        bundle = installed.bundle()
+        assert not accepted(bundle, enrolled, port), "the broker knew the agent before its files were installed"
+
+        run_broker_files_unit(installed, broker)
+        wait_until(lambda: accepted(bundle, enrolled, port), timeout=10, what="the enrolled agent accepted")
+
+        service.revoke("depot-9", "edge-77")
+        run_broker_files_unit(installed, broker)
+        wait_until(lambda: not accepted(bundle, enrolled, port), timeout=10, what="the revoked agent refused")
+    finally:
+        service.close()
+        broker.stop()
