@@ -95,6 +95,11 @@ def api_registry(state) -> CollectorRegistry:
     def in_process_ingest_families():
         return ingest_families(state.ingest) if state.ingest is not None else ()
 
+    def domain_worker_families():
+        # a domain's lifespan registers its worker's families here (cloud/domains/fleet/worker_service.py)
+        for families in list(getattr(state, "domain_metric_families", {}).values()):
+            yield from families()
+
     return registry_of(
         FamiliesCollector("api requests", state.metrics.metric_families),
         FamiliesCollector("api InfluxDB reader", lambda: reader_families(state.reader, state.completeness)),
@@ -102,6 +107,7 @@ def api_registry(state) -> CollectorRegistry:
         FamiliesCollector("status tracker", status_families),
         FamiliesCollector("scheduler", scheduler_families),
         FamiliesCollector("in-process ingest", in_process_ingest_families),
+        FamiliesCollector("domain workers", domain_worker_families),
         FamiliesCollector("enrollment", lambda: state.enrollment.metric_families()
                           if getattr(state, "enrollment", None) else ()),
     )

@@ -84,7 +84,7 @@ def test_config_sections_are_checked_at_load_time_with_file_and_key(tmp_path, ca
     with pytest.raises(CloudConfigError) as caught:
         load_cloud_config(path)
     lines = str(caught.value).splitlines()
-    assert f"{path}: domains.enrgy: no such domain (known: charging, co2, energy, forecast, interchange, roadmap, vitals)" in lines
+    assert f"{path}: domains.enrgy: no such domain (known: charging, co2, energy, fleet, forecast, interchange, roadmap, vitals)" in lines
     assert f"{path}: domains.energy.max_gap_s: Input should be greater than or equal to 60 (got 5)" in lines
     assert f"{path}: domains.energy.colour: Extra inputs are not permitted (got 'red')" in lines
 
