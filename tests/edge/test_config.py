@@ -37,7 +37,7 @@ def test_a_good_config_is_accepted(tmp_path):
     (GOOD.replace("unit: 2", "unit: 300"),
      "sources[0].devices[1].unit: Input should be less than or equal to 247 (got 300)"),
     (GOOD.replace("type: modbus", "type: modbsu"),
-     "sources[0].type: expected one of ['ble', 'modbus', 'ocpp', 'opcua', 'sunspec', 'synthetic'] (got 'modbsu')"),
+     "sources[0].type: expected one of ['ble', 'gbfs', 'modbus', 'ocpp', 'opcua', 'sunspec', 'synthetic'] (got 'modbsu')"),
     (GOOD.replace("profile: eastron-sdm630", "profile: eastron-sdm63O"),
      "sources[0].devices[1].profile: profile 'eastron-sdm63O' not found"),
     (GOOD.replace("site: factory-a", "site: 'factory a'"),

@@ -45,6 +45,7 @@ RUNTIME_IMPORTS = """\
 import edge_agent.agent, edge_agent.__main__
 import edge_agent.sources.ocpp.v16, edge_agent.sources.ocpp.v201, edge_agent.sources.sunspec.definitions
 import edge_agent.sources.ble.link_bumble, edge_agent.sources.ble.page, bumble.transport, bleak, aiohttp
+import edge_agent.sources.gbfs.source
 from importlib.resources import files
 assert files("edge_agent.sources.ble").joinpath("page", "nurse.html").is_file(), "the nurse's page is not installed"
 assert files("device_profiles").joinpath("ble", "passkey-cuff.yaml").is_file(), "the BLE models are not installed"
@@ -93,7 +94,7 @@ def test_the_agent_runs_from_an_install_with_only_the_edge_extra(tmp_path):
 
     runtime = run([str(python), "-c", RUNTIME_IMPORTS], work)
     assert runtime.returncode == 0, runtime.stderr
-    assert runtime.stdout.split() == ["['ble',", "'modbus',", "'ocpp',", "'opcua',", "'sunspec',", "'synthetic']"]
+    assert runtime.stdout.split() == ["['ble',", "'gbfs',", "'modbus',", "'ocpp',", "'opcua',", "'sunspec',", "'synthetic']"]
 
     for cloud_only in ("polars", "fastapi", "httpx", "uvicorn", "influxdb_client"):
         absent = run([str(python), "-c", f"import {cloud_only}"], work)
