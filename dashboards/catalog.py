@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from dashboards import charging, co2, interchange, operations, site_energy, vitals
+from dashboards import charging, co2, fleet, interchange, operations, site_energy, vitals
 from dashboards.common import LANGUAGES
 
 BOARDS: dict[str, Callable[[str], dict]] = {
@@ -13,6 +13,7 @@ BOARDS: dict[str, Callable[[str], dict]] = {
     charging.BASE_UID: charging.build,
     co2.BASE_UID: co2.build,
     interchange.BASE_UID: interchange.build,
+    fleet.BASE_UID: fleet.build,
 }
 
 # Boards whose every query goes to the vitals domain's consent-checking API (Infinity data source),

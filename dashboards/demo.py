@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from dashboards.demo_charging import charging_lines
+from dashboards.demo_fleet import fleet_lines
 from dashboards.demo_greencity import greencity_lines
 
 DATABASE = "hinode"
@@ -138,7 +139,7 @@ def write_demo_data(influx_url: str, now: datetime | None = None, database: str 
     rng = random.Random(seed)
     _post(influx_url, "/query", {"q": f'CREATE DATABASE "{database}"'})
     lines = (_meter_lines(now, rng) + _slot_lines(now) + _operations_lines(now, rng) + charging_lines(now)
-             + greencity_lines(now))
+             + greencity_lines(now) + fleet_lines(now))
     for i in range(0, len(lines), 20000):
         _post(influx_url, "/write", {"db": database, "precision": "ms"}, "\n".join(lines[i:i + 20000]).encode())
     return len(lines)

@@ -338,6 +338,9 @@ def draw_panel(ax, d: dict) -> None:
     elif kind == "nodeGraph":
         from dashboards.draw_graph import draw_node_graph
         draw_node_graph(ax, d)
+    elif kind == "geomap":
+        from dashboards.draw_geomap import draw_geomap
+        draw_geomap(ax, d)
     elif kind == "text":
         ax.axis("off")
         _message(ax, ((panel.get("options") or {}).get("content") or "")[:300])

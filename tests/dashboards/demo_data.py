@@ -23,6 +23,7 @@ from cloud.influx import InfluxClient
 from cloud.ingest.health import health_lines
 from cloud.lineproto import envelope_to_lines
 from dashboards.demo_charging import charging_lines
+from dashboards.demo_fleet import fleet_lines
 from dashboards.demo_greencity import greencity_lines
 from hinode.contract import Reading, TelemetryEnvelope
 
@@ -134,6 +135,7 @@ def write_demo_data(influx_url: str, now_ms: int | None = None) -> int:
     lines = meter_lines(now_ms) + agent_lines(now_ms) + energy_slot_lines(now_ms) + ingest_health_lines(now_ms)
     lines += charging_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
     lines += greencity_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
+    lines += fleet_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
     with InfluxClient(InfluxConfig(url=influx_url, database=DATABASE)) as client:
         client.create_database()
         for start in range(0, len(lines), 5000):

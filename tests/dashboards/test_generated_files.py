@@ -19,14 +19,15 @@ from dashboards.provisioning import datasource, export
 
 UIDS = {"hinode-site-energy-en", "hinode-site-energy-ja", "hinode-operations-en", "hinode-operations-ja",
         "hinode-charging-en", "hinode-charging-ja", "hinode-co2-en", "hinode-co2-ja",
-        "hinode-interchange-en", "hinode-interchange-ja"}
+        "hinode-interchange-en", "hinode-interchange-ja", "hinode-fleet-en", "hinode-fleet-ja"}
 
 
 def test_boards_have_stable_uids_in_two_languages():
     boards = catalog.all_dashboards()
     assert set(boards) == UIDS
     assert catalog.all_dashboards() == boards                      # deterministic: same JSON every time
-    for base in ("hinode-site-energy", "hinode-operations", "hinode-charging", "hinode-co2", "hinode-interchange"):
+    for base in ("hinode-site-energy", "hinode-operations", "hinode-charging", "hinode-co2", "hinode-interchange",
+                 "hinode-fleet"):
         en, ja = boards[f"{base}-en"], boards[f"{base}-ja"]
         assert [p["id"] for p in en["panels"]] == [p["id"] for p in ja["panels"]]
         assert [p["title"] for p in en["panels"]] != [p["title"] for p in ja["panels"]]
