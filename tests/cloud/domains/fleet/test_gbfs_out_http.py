@@ -195,3 +195,15 @@ def test_a_configured_base_url_is_what_discovery_links_to(tmp_path):
                                              "station_information", "station_status", "geofencing_zones")}
     assert info["manifest_url"] == f"{public}/manifest.json"
     assert (info["feed_contact_email"], info["system_id"]) == ("ops@city.example", "hitachi-city")
+
+
+def test_the_zones_are_public_geojson_for_map_layers(tmp_path):
+    """Grafana's geomap GeoJSON layer cannot send a token: the zones are served without one."""
+    with feed_server(live_fleet(tmp_path)) as base:
+        answer = httpx.get(f"{base}/public/fleet/zones.geojson", timeout=10)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/geo+json")
+    assert answer.headers["access-control-allow-origin"] == "*"
+    body = answer.json()
+    assert body["type"] == "FeatureCollection"
+    assert {f["properties"]["id"] for f in body["features"]} == {zone.id for zone in ZONES.zones}
+    assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in body["features"])
