@@ -11,6 +11,9 @@
     python -m simulators ocpp --chargers 10 --version 1.6|2.0.1|mixed --url ws://host:port[/prefix]
                               [--password P | --passwords-file F] [--cafile F] [--time-scale 60]
                               [--start HH:MM] [--meter-interval S] [--phase-switching] ...
+    python -m simulators fleet --mqtt-port 1883 [--scooters 40 --slow 4] [--fleet hitachi-scooters] [--interval 5]
+                               [--passwords-file F --cafile F] [--time-scale 1] [--seed 0] [--misbehave]
+                               [--gbfs-port P --gbfs-version 2.3|3.0] [--state-dir DIR]
     python -m simulators ble --hci tcp-server:127.0.0.1:PORT --control-port PORT [--kit kit-01]
                              [--auto-measure-s S] [--seed N] [--passkey 123456]
 
@@ -30,6 +33,8 @@ from simulators.ble.control import KitSimulator, add_cli_options as add_ble_opti
 from simulators.modbus import DEFAULT_PROFILE, ModbusSimulator
 from simulators.modbus.sunspec_site import add_cli_options as add_sunspec_options, simulator_from_args
 from simulators.ev_feed import send_ev_power
+from simulators.fleet.simulator import FleetSimulator, add_cli_options as add_fleet_options, \
+    simulator_from_args as fleet_from_args
 from simulators.greencity.live import GreenCityPublisher, add_cli_options as add_greencity_options, publisher_from_args
 from simulators.ocpp import VERSIONS, ChargerFleet, parse_start, read_passwords
 from simulators.opcua import DEFAULT_NODE_MAP, OpcuaSimulator
@@ -108,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="log every fault change and refresh problem")
     add_greencity_options(sub)
     add_ble_options(sub)
+    add_fleet_options(sub)
     return parser
 
 
@@ -136,7 +142,9 @@ def make_fleet(args: argparse.Namespace) -> ChargerFleet:
 
 
 def make_simulator(args: argparse.Namespace) -> ModbusSimulator | OpcuaSimulator | ChargerFleet | GreenCityPublisher \
-        | KitSimulator:
+        | KitSimulator | FleetSimulator:
+    if args.kind == "fleet":
+        return fleet_from_args(args)
     if args.kind == "ble":
         return ble_kit_from_args(args)
     if args.kind == "ocpp":
@@ -200,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(serve(sim, getattr(args, "ev_port", None) if args.kind == "ocpp" else None))
     except (OSError, RuntimeError) as exc:
-        where = args.url if args.kind == "ocpp" else f"{args.host}:{args.port}"
+        where = args.url if args.kind == "ocpp" else (
+            f"MQTT {args.mqtt_host}:{args.mqtt_port}, GBFS port {args.gbfs_port}" if args.kind == "fleet"
+            else f"{args.host}:{args.port}")
         print(f"error: cannot serve {args.kind} on {where}: {exc}", file=sys.stderr)
         return 1
     return 0

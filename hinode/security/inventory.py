@@ -14,8 +14,7 @@
       hitachi-omika: [edge-01, edge-02]
       plant-1: [edge-01]
     fleets:                              # vehicles: each LTE module is an agent of its fleet
-      hitachi-scooters: {prefix: sc-, count: 40}      # sc-001 .. sc-040
-      hitachi-slowmobility: {vehicles: [sm-01, sm-02]}
+      hitachi-scooters: {prefix: sc-, count: 40, vehicles: [sm-001, sm-002]}   # sc-001 .. sc-040 and two more
 
 An agent's MQTT username is ``<agent>@<site>`` ('@' is not allowed in an id, so it is
 unambiguous; the same agent id may exist at two sites). A fleet is a site whose agents are
