@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="workplace chargers (OCPP 1.6J and 2.0.1) with a PV site; 0 for none")
     up.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
     up.add_argument("--api-port", type=int, default=8080)
+    up.add_argument("--scooters", type=int, default=40, help="the city's e-scooters on MQTT")
+    up.add_argument("--slow", type=int, default=4, help="walking-speed mobility vehicles (0 and --scooters 0: no fleet)")
     for name in delegates:
         sub.add_parser(name, help=f"same as python -m {delegates[name]}")
     sub.add_parser("doctor", help="same as python -m edge_agent doctor: find devices and check a site")
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from hinode.up import Plan, run
     return run(Plan(data_dir=args.data_dir, modbus_meters=args.modbus_meters, sunspec_meters=args.sunspec_meters,
                     opcua_meters=args.opcua_meters, chargers=args.chargers, poll_s=args.poll,
-                    api_port=args.api_port))
+                    api_port=args.api_port, scooters=args.scooters, slow=args.slow))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from hinode import services
 from hinode.services import ClientProcess, ManagedProcess, free_port, port_open
 from hinode.supervisor import ServiceGaveUp, Supervisor
 from hinode.up_greencity import GreenCity, domain_sections, live_publisher_argv, usable_sections
+from hinode.up_fleet import FleetDemo
 from hinode.up_metrics import UpFigures, samples, serve_up_metrics
 from hinode.up_vitals import KIT_DEVICES, NurseVisits
 
@@ -48,6 +49,8 @@ class Plan:
     agent: str = "edge-01"
     greencity: bool = True              # the green-city demo: a year of history, its domains, live SME sites
     vitals: bool = True                 # a visiting nurse's kit (virtual BLE devices), two patients, consent
+    scooters: int = 40                  # the city's e-scooters on MQTT (0 and slow 0: no fleet)
+    slow: int = 4                       # walking-speed mobility vehicles
 
 
 def _ports(data_dir: Path, wanted: dict[str, int]) -> dict[str, int]:
@@ -180,7 +183,7 @@ class Platform:
                                         "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108,
                                         "up_metrics": 19109, "pv_site": 15022, "ocpp": 19000, "ev_feed": 15030,
                                         "ble_hci": 17001, "ble_control": 17002, "kit_metrics": 19110,
-                                        "nurse_page": 18088})
+                                        "nurse_page": 18088, "fleet_gbfs": 18190, "partner_gbfs": 18191})
         self.procs: list[ManagedProcess] = []
         self.supervisor = Supervisor(say=_say)
         self.figures = UpFigures()
@@ -189,6 +192,7 @@ class Platform:
         self.greencity_sites: tuple[int, int] | None = None     # (live, expected) for the status line
         self.people = NurseVisits(self.data, _say)     # the API's logins (authentication is on), the nurse's kit
         self.kit_devices: int | None = None            # nurse kit devices connected, for the status line
+        self.fleet = FleetDemo(self.data, plan.scooters, plan.slow)
 
     def _proc(self, name: str, argv: list[str], port: int) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.data / "logs" / f"{name}.log", port,
@@ -236,12 +240,20 @@ class Platform:
             self.people.prepare(f"http://127.0.0.1:{p['api']}", f"http://127.0.0.1:{p['influx']}")
             sims.append(self._proc("sim-ble", self.people.simulator_argv(_python(), p["ble_hci"], p["ble_control"]),
                                    p["ble_control"]))
+        if self.fleet.enabled:      # vehicles publish only once they hear the ingest's heartbeat
+            sims.append(self._proc("sim-fleet", self.fleet.simulator_argv(_python(), p["mqtt"], p["fleet_gbfs"]),
+                                   p["fleet_gbfs"]))
+            sims.append(self._proc("sim-partner-gbfs", self.fleet.partner_argv(_python(), p["partner_gbfs"]),
+                                   p["partner_gbfs"]))
         for sim in sims:
             sim.start(timeout=60)
         site_yaml = self.data / "edge" / "site.yaml"
         site_yaml.parent.mkdir(exist_ok=True)
         secrets_file, passwords_file = self._charger_passwords()
-        site_yaml.write_text(yaml.safe_dump(site_config(plan, p, secrets_file), sort_keys=False))
+        site = site_config(plan, p, secrets_file)
+        if self.fleet.enabled:      # the partner's vehicles come in through the agent's GBFS poller
+            site["sources"].append(self.fleet.gbfs_source(p["partner_gbfs"]))
+        site_yaml.write_text(yaml.safe_dump(site, sort_keys=False))
         agent = self._proc("edge-agent", _python("-m", "edge_agent", "run", "--config", str(site_yaml)),
                            p["agent_metrics"])
         agent.start(timeout=60)
@@ -278,6 +290,8 @@ class Platform:
                 _say(f"green city: {problem}")
         if self.plan.vitals:
             sections["vitals"] = self.people.domain_section()
+        if self.fleet.enabled:
+            sections["fleet"] = self.fleet.domain_section()
         path.write_text("# written by hinode up at every start (hinode/up_greencity.py, hinode/up_vitals.py)\n"
                         + yaml.safe_dump({"api": self.people.api_section(), "domains": sections},
                                          sort_keys=False, allow_unicode=True))
@@ -320,8 +334,8 @@ class Platform:
             devices = _http_json(f"http://127.0.0.1:{p['api']}/api/devices", token=self.people.up_token)
             devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
             # the edge site's meters; the green-city sites have their own count
-            meters = [d for d in devices
-                      if d.get("kind") != "agent" and d.get("site", self.plan.site) == self.plan.site]
+            meters = [d for d in devices if d.get("kind") not in ("agent", "vehicle")
+                      and d.get("site", self.plan.site) == self.plan.site]
             if self.greencity is not None:
                 live = {d.get("site") for d in devices if d.get("kind") != "agent" and d.get("online")}
                 expected = [s for s in self.greencity.sites() if s != self.plan.site]
@@ -345,6 +359,8 @@ class Platform:
                 self.kit_devices = int(kit["hinode_agent_devices_online"])
             except (OSError, KeyError, ValueError):
                 self.kit_devices = None
+        if self.fleet.enabled:
+            self.fleet.collect(f"http://127.0.0.1:{p['api']}", self.people.up_token)
         figures.service_restarts = self.supervisor.restarts()
         return figures
 
@@ -367,6 +383,8 @@ class Platform:
         if self.plan.vitals:
             kit = "no answer" if self.kit_devices is None else f"{self.kit_devices}/{len(KIT_DEVICES)}"
             parts.append(f"nurse kit devices {kit}")
+        if self.fleet.enabled:
+            parts.append(self.fleet.status_part())
         restarts = self.supervisor.summary()
         if restarts:
             parts.append(restarts)
@@ -406,6 +424,10 @@ def run(plan: Plan) -> int:
         if plan.vitals:
             banner.append(f"nurse  http://127.0.0.1:{platform.ports['nurse_page']}/ (the visit kit's page; PIN "
                           f"'nurse-pin' in demo-logins.yaml); care view {url}board/care.html as dr-sato")
+        if platform.fleet.enabled:
+            banner.append(f"fleet  {url}board/fleet.html (map: {plan.scooters} e-scooters + {plan.slow} walking-speed "
+                          f"vehicles on MQTT, a partner's feed through GBFS 2.3); GBFS 3.0 out "
+                          f"{url}public/fleet/gbfs/gbfs.json")
         if metrics_url:
             banner.append(f"metrics {metrics_url} (the status line's figures and service restarts)")
         banner.append(f"{plan.modbus_meters} Modbus + {plan.sunspec_meters} SunSpec + {plan.opcua_meters} OPC UA "

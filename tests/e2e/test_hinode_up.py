@@ -10,6 +10,7 @@ import importlib
 import json
 import re
 import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -60,6 +61,23 @@ def check_green_city(up: Up) -> None:
                 "the four SME sites live", 60)
 
 
+VEHICLES = re.compile(r"vehicles live (\d+)/(\d+)")
+
+
+def check_fleet(up: Up) -> None:
+    """The city's fleet on MQTT and the partner's GBFS 2.3 feed reach the fleet domain, and the platform's
+    own GBFS 3.0 feed lists the city's vehicles only."""
+    expected = 40 + 4 + 12
+    up.wait_for(lambda line: (m := VEHICLES.search(line)) and int(m[1]) == int(m[2]) == expected,
+                f"all {expected} vehicles live", 90)
+    fleets = {v["fleet"] for v in up.api("/api/fleet/vehicles")["vehicles"]}
+    assert fleets == {"hitachi-scooters", "partner-scooters"}
+    request = urllib.request.Request(f"http://127.0.0.1:{up.api_port}/public/fleet/gbfs/vehicle_status.json")
+    with urllib.request.urlopen(request, timeout=5) as resp:     # public: no token
+        feed = json.load(resp)
+    assert feed["version"] == "3.0" and 0 < len(feed["data"]["vehicles"]) <= 44
+
+
 def test_hinode_up_runs_the_whole_pipeline_stops_on_ctrl_c_and_reuses_its_data(tmp_path):
     data_dir, api_port = tmp_path / "data", free_port()
     first = Up(data_dir, api_port)
@@ -69,6 +87,7 @@ def test_hinode_up_runs_the_whole_pipeline_stops_on_ctrl_c_and_reuses_its_data(t
         devices = {d: v for d, v in api_seqs(api_port, first.token).items() if v["site"] == "hitachi-omika"}
         assert len(devices) == DEVICE_COUNT
         check_green_city(first)
+        check_fleet(first)
     finally:
         code = first.interrupt()
     assert code == 0, "\n".join(first.lines[-30:])
