@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from hinode import contract
 from hinode.backoff import Backoff
 from hinode.contract import AgentCatalog, AgentStatus, DeviceCatalog, DeviceKind, DeviceState
+from hinode.sdnotify import SystemdNotifier
 from edge_agent.commands import CommandLedger, CommandProcessor, ResultSender, Target, ledger_path
 from edge_agent.config import SiteConfig, source_plugin
 from edge_agent.forwarder import Forwarder
@@ -42,6 +43,7 @@ class SourceRunner:
 class Agent:
     def __init__(self, config: SiteConfig):
         self.config = config
+        self.notifier = SystemdNotifier()
         self.queue = DurableQueue(config.queue.path, config.site, config.agent,
                                   config.queue.max_bytes, config.queue.commit_interval_ms,
                                   config.queue.resend_window_s)
@@ -310,7 +312,11 @@ class Agent:
                         for runner, cfg in zip(self.runners, config.source_configs)]
         log.info("agent %s/%s running: %d sources, outbox %s", config.site, config.agent,
                  len(self.runners), config.queue.path)
+        # Under systemd (Type=notify, WatchdogSec=): started, and fed from this loop while it turns.
+        self.notifier.ready(f"{len(self.runners)} sources, outbox {config.queue.path}")
+        self._tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
         await stop.wait()
+        self.notifier.stopping()
         await self.shutdown()
 
     async def shutdown(self, drain_timeout_s: float = 3.0) -> None:

@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 HARDENING = ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "ProtectHome=yes",
              "Restart=on-failure", "RestartSec=", "StartLimitIntervalSec=", "StartLimitBurst=",
-             "StandardOutput=journal", "CapabilityBoundingSet=")
+             "StandardOutput=journal", "CapabilityBoundingSet=",
+             # a hang is restarted like a crash: the agent feeds the watchdog (tests/edge/test_sdnotify.py)
+             "Type=notify", "NotifyAccess=main", "WatchdogSec=60")
 
 
 def changed_tasks(output: str) -> list[str]:
@@ -156,9 +158,10 @@ def test_the_example_inventory_renders_site_configs_that_pass_check_config(site,
     """The factory, charging and nurse's-kit hosts of inventories/example, installed locally: each
     host's site.yaml passes the installed check-config (the play's ``validate:``)."""
     hosts = ("factory-omika-01", "charging-depot-01", "nurse-kit-01")
-    for host in hosts:               # reuse the installed version instead of installing it three times
-        (tmp_path / host / "opt" / "versions").mkdir(parents=True)
-        (tmp_path / host / "opt" / "versions" / "1.0.0").symlink_to(site.prefix / "versions" / "1.0.0")
+    for host in hosts:               # reuse the installed venv instead of installing it three times
+        version = tmp_path / host / "opt" / "versions" / "1.0.0"
+        version.mkdir(parents=True)      # its own: each version keeps its host's site.yaml
+        (version / "venv").symlink_to(site.prefix / "versions" / "1.0.0" / "venv")
     per_host = str(tmp_path) + "/{{ inventory_hostname }}"
     overrides = {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
@@ -221,17 +224,20 @@ def test_the_installed_agent_starts_against_a_real_broker_and_stops(site, broker
     agent_starts_and_stops(site, broker, tmp_path)
 
 
-def test_update_then_rollback_leaves_the_first_version_running(site, broker, tmp_path):
-    updated = site.install(hinode_version="2.0.0")
+def test_update_then_rollback_leaves_the_first_version_running_with_its_config(site, broker, tmp_path):
+    updated = site.install(hinode_version="2.0.0", hinode_sources=[
+        {"type": "synthetic", "name": "synth", "devices": [{"id": "synth-01"}, {"id": "synth-02"}]}])
     assert updated["changed"] > 0
     assert os.readlink(site.current) == "versions/2.0.0"
     assert os.readlink(site.prefix / "previous") == "versions/1.0.0"
     assert (site.prefix / "versions/1.0.0/venv/bin/python").exists(), "the previous version was not kept"
+    assert "synth-02" in (site.config_dir / "site.yaml").read_text()
 
     rolled = site.play("edge-rollback.yml")
     assert rolled.returncode == 0, rolled.stdout[-4000:]
     assert os.readlink(site.current) == "versions/1.0.0"
     assert os.readlink(site.prefix / "previous") == "versions/2.0.0"
+    assert "synth-02" not in (site.config_dir / "site.yaml").read_text(), "the rollback kept the new config"
     agent_starts_and_stops(site, broker, tmp_path)
 
 
