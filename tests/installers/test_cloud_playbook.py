@@ -280,3 +280,39 @@ def test_an_agent_enrolled_after_the_install_connects_and_a_revoked_one_is_refus
     finally:
         service.close()
         broker.stop()
+
+
+def test_the_cloud_rollback_swaps_current_and_previous_and_refuses_without_one(installed):
+    """cloud-rollback.yml: no previous version is refused; with one (an older label beside the installed
+    version), current and previous swap, and a second run swaps them back."""
+    prefix = installed.prefix
+    argv = [str(ANSIBLE_PLAYBOOK), "-i", str(installed.work / "hosts.yml"), "-e", f"@{installed.work / 'vars.json'}",
+            "cloud-rollback.yml"]
+
+    def rollback() -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=ANSIBLE_DIR, env=clean_env(), capture_output=True, text=True, timeout=300)
+
+    installed_version = (prefix / "current").resolve()
+    current_link = os.readlink(prefix / "current")
+    assert not (prefix / "previous").exists()
+    refused = rollback()
+    assert refused.returncode != 0 and "previous does not exist: nothing to roll back to" in refused.stdout
+    older = prefix / "versions" / "0.0.9"
+    older.mkdir()
+    (older / "venv").symlink_to(installed_version / "venv")
+    (prefix / "previous").symlink_to("versions/0.0.9")
+
+    def pointing() -> tuple[Path, Path]:
+        return (prefix / "current").resolve(), (prefix / "previous").resolve()
+
+    try:
+        done = rollback()
+        assert done.returncode == 0, done.stdout[-4000:]
+        assert pointing() == (older, installed_version)
+        again = rollback()
+        assert again.returncode == 0, again.stdout[-4000:]
+        assert pointing() == (installed_version, older)
+    finally:
+        (prefix / "current").unlink()
+        (prefix / "current").symlink_to(current_link)
+        (prefix / "previous").unlink()
