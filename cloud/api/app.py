@@ -25,6 +25,7 @@ from cloud.domains import (DEFAULT_PACKAGES, discover, install_domains, register
 from cloud.influx import (AsyncInfluxClient, InfluxAuthError, InfluxError, InfluxQueryError, InfluxRejected,
                           InfluxUnavailable)
 from cloud.scheduler import Scheduler
+from hinode.sdnotify import SystemdNotifier
 from hinode.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, render as render_metrics
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,19 @@ def create_app(config: CloudConfig, ingest=None, status=None, *, dead_letters=No
                 await _call(ingest.start)
             if config.scheduler.enabled:
                 await app.state.scheduler.start()
+        notifier = SystemdNotifier()        # `cloud serve` under a Type=notify unit
+        watchdog = asyncio.create_task(notifier.watchdog()) if manage_services else None
         try:
             async with AsyncExitStack() as domain_services:
                 if manage_services:
                     await start_domain_lifespans(app, domain_services)
+                    notifier.ready(f"API on {config.api.host}:{config.api.port}")
                 yield
+                if manage_services:
+                    notifier.stopping()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             if manage_services:
                 await app.state.scheduler.stop()
                 if ingest is not None:

@@ -22,6 +22,7 @@ import threading
 
 from cloud.config import CloudConfig, CloudConfigError
 from cloud.influx import redact_url
+from hinode.sdnotify import SystemdNotifier
 from cloud.ingest.service import IngestService
 from hinode.metrics import MetricsHTTPServer
 
@@ -49,8 +50,13 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
         log.info("ingest started: MQTT %s:%d (client id %s, share group %s) -> InfluxDB %s database %s",
                  config.mqtt.host, config.mqtt.port, config.mqtt.client_id, config.mqtt.share_group,
                  redact_url(config.influx.url), config.influx.database)
-        while not stop.wait(1.0):
-            pass
+        notifier = SystemdNotifier()      # Type=notify units: ready now; fed while both threads run
+        notifier.ready(f"MQTT {config.mqtt.host}:{config.mqtt.port} -> {config.influx.database}")
+        feed_every = min(1.0, notifier.watchdog_s / 2) if notifier.watchdog_s else 1.0
+        while not stop.wait(feed_every):
+            if notifier.watchdog_s and service.threads_alive():
+                notifier.notify("WATCHDOG=1")
+        notifier.stopping()
         log.info("stopping ingest")
     finally:
         service.stop(stop_timeout_s)

@@ -178,6 +178,12 @@ class IngestService:
         """True once connected and subscribed (start() does not wait for it)."""
         return self._ready.wait(timeout)
 
+    def threads_alive(self) -> bool:
+        """The writer and the MQTT link threads are running (what systemd's watchdog is fed on)."""
+        link_thread = getattr(self.link, "_thread", None)
+        return (self._thread is not None and self._thread.is_alive()
+                and link_thread is not None and link_thread.is_alive())
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, store and ack what was received, then disconnect.
 

@@ -204,7 +204,7 @@ def test_unit_files_pass_systemd_analyze_verify(installed, tmp_path):
     # the API writes the enrollment store (state dir) and the broker files in the bundle
     for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict",
                       f"ReadWritePaths={installed.work / 'var'}\n", f"ReadWritePaths={installed.bundle_dir}\n",
-                      "PrivateTmp=yes", "Restart=on-failure"):
+                      "PrivateTmp=yes", "Restart=on-failure", "Type=notify", "WatchdogSec=60"):
         assert hardening in api_unit
 
 
