@@ -27,6 +27,7 @@ from typing import AsyncIterator
 
 import aiohttp
 
+from edge_agent.sources.feed import BatchFeed
 from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms
 from edge_agent.sources.gbfs.client import FeedClient, FeedInfo
 from edge_agent.sources.gbfs.config import Config
@@ -37,7 +38,6 @@ from hinode.backoff import Backoff
 from hinode.contract import DeviceKind
 
 SOURCE_KEY = "_source"
-QUEUE_LIMIT = 10_000            # batches waiting for the agent; the oldest go first (counted as overflow)
 REDISCOVER_S = 3600.0           # follow gbfs.json again this often (new vehicle types, moved feeds)
 PROFILE = "gbfs"
 
@@ -72,9 +72,7 @@ class GbfsSource:
         self._discovered_at = 0.0
         self._stale_for: int | None = None     # the last_updated the feed is stuck at
         self._saved_mapping: tuple = ()
-        self._out: asyncio.Queue[DeviceBatch | None] = asyncio.Queue(QUEUE_LIMIT)
-        self._task: asyncio.Task | None = None
-        self._attempted = asyncio.Event()
+        self._feed = BatchFeed(context)
         self._closed = False
         self._last_failure = ""
 
@@ -82,38 +80,15 @@ class GbfsSource:
 
     async def connect(self) -> None:
         """Start the polling task; wait (bounded) for the first attempt so the devices have a state."""
-        if self._task is not None:
-            return
-        self._task = asyncio.create_task(self._run(), name=f"gbfs:{self.config.name}")
-        self._task.add_done_callback(lambda _task: self._push(None))
-        attempted = asyncio.ensure_future(self._attempted.wait())
-        await asyncio.wait({attempted, self._task}, timeout=self.config.timeout_s * 4,
-                           return_when=asyncio.FIRST_COMPLETED)
-        attempted.cancel()
+        await self._feed.start(self._run, f"gbfs:{self.config.name}", self.config.timeout_s * 4)
 
-    async def readings(self) -> AsyncIterator[DeviceBatch]:
-        while True:
-            batch = await self._out.get()
-            if batch is None:
-                task = self._task
-                if task is not None and task.done() and not task.cancelled() and task.exception():
-                    raise task.exception()
-                return
-            yield batch
+    def readings(self) -> AsyncIterator[DeviceBatch]:
+        return self._feed.batches()
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._push(None)
-
-    def _push(self, batch: DeviceBatch | None) -> None:
-        if self._out.full():
-            dropped = self._out.get_nowait()
-            if dropped is not None:
-                self.context.count_error(dropped.device, "overflow")
-        self._out.put_nowait(batch)
+        await self._feed.stop_task()
+        self._feed.push(None)
 
     # ------------------------------------------------------------ the loop
 
@@ -141,7 +116,7 @@ class GbfsSource:
                     self._stale_for, self.info = None, None
                     delay = max(retry.next(), self.config.min_interval_s)
                     self._failed("internal", f"unexpected error: {type(exc).__name__}: {exc}", delay)
-                self._attempted.set()
+                self._feed.attempted.set()
                 await asyncio.sleep(delay)
 
     async def _discover(self) -> None:
@@ -242,7 +217,7 @@ class GbfsSource:
             if not (changed or due):
                 return
         self._sent[device] = _Sent(values, tag, ts, now_mono)
-        self._push(DeviceBatch(device=device, kind=DeviceKind.VEHICLE, profile=PROFILE,
+        self._feed.push(DeviceBatch(device=device, kind=DeviceKind.VEHICLE, profile=PROFILE,
                                readings=readings_of(ts, values), meta={"fleet": self.info.fleet, "vehicle_type": tag}))
 
     # ------------------------------------------------------------ slots kept across restarts

@@ -17,6 +17,7 @@ from typing import AsyncIterator
 
 from asyncua import Client, ua
 
+from edge_agent.sources.feed import BatchFeed
 from edge_agent.sources.base import DeviceBatch, SourceContext, now_ms
 from edge_agent.sources.opcua.config import Config
 from edge_agent.sources.opcua.nodes import DeviceNodes, convert, resolve_device
@@ -26,7 +27,6 @@ from hinode.backoff import Backoff
 from hinode.contract import Reading
 
 SOURCE_KEY = "_source"
-QUEUE_LIMIT = 10_000          # batches waiting for the agent; the oldest go first (counted as overflow)
 ERROR_TEXT_LIMIT = 400        # DeviceState.error allows 512 characters
 
 _SESSION_GONE = (ua.uaerrors.BadSessionClosed, ua.uaerrors.BadSessionIdInvalid, ua.uaerrors.BadSecureChannelClosed,
@@ -58,10 +58,8 @@ class Source:
         for device in self.devices:
             context.register(device.id, device.profile.kind)
             context.describe(device.id, device.profile.id, device.profile.metric_infos())
-        self._out: asyncio.Queue[DeviceBatch | None] = asyncio.Queue(QUEUE_LIMIT)
-        self._task: asyncio.Task | None = None
+        self._feed = BatchFeed(context)
         self._client: Client | None = None
-        self._attempted = asyncio.Event()      # set once the first connection attempt is over
         self._had_session = False
         self._flowing = False                  # data arrived in the current session
         self._closed = False
@@ -71,39 +69,16 @@ class Source:
 
     async def connect(self) -> None:
         """Start the session task; wait (bounded) for the first attempt so devices have a state."""
-        if self._task is not None:
-            return
-        self._task = asyncio.create_task(self._run(), name=f"opcua:{self.config.name}")
-        self._task.add_done_callback(lambda _task: self._push(None))
-        attempted = asyncio.ensure_future(self._attempted.wait())
-        await asyncio.wait({attempted, self._task}, timeout=self.config.timeout_s * 5,
-                           return_when=asyncio.FIRST_COMPLETED)
-        attempted.cancel()
+        await self._feed.start(self._run, f"opcua:{self.config.name}", self.config.timeout_s * 5)
 
-    async def readings(self) -> AsyncIterator[DeviceBatch]:
-        while True:
-            batch = await self._out.get()
-            if batch is None:
-                task = self._task
-                if task is not None and task.done() and not task.cancelled() and task.exception():
-                    raise task.exception()
-                return
-            yield batch
+    def readings(self) -> AsyncIterator[DeviceBatch]:
+        return self._feed.batches()
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._feed.stop_task()
         await self._drop_client()
-        self._push(None)
-
-    def _push(self, batch: DeviceBatch | None) -> None:
-        if self._out.full():
-            dropped = self._out.get_nowait()
-            if dropped is not None:
-                self.context.count_error(dropped.device, "overflow")
-        self._out.put_nowait(batch)
+        self._feed.push(None)
 
     # ------------------------------------------------------------ sessions
 
@@ -124,7 +99,7 @@ class Source:
                     self.log.warning("%s: unexpected error, reconnecting", self.config.name, exc_info=True)
             finally:
                 await self._drop_client()
-            self._attempted.set()
+            self._feed.attempted.set()
             for device in self.devices:
                 self.context.device_down(device.id, _cut(failure))
             if self._flowing:
@@ -151,7 +126,7 @@ class Source:
         self._had_session = True
         self._last_failure = ""
         await self._resolve(self.devices)
-        self._attempted.set()
+        self._feed.attempted.set()
         watch = self._subscribe_loop if self.config.mode == "subscribe" else self._poll_loop
         await watch(lost, reason)
 
@@ -198,7 +173,7 @@ class Source:
             return
         self._flowing = True
         self.context.device_up(device.id)
-        self._push(DeviceBatch(device.id, device.profile.kind, device.profile.id, readings))
+        self._feed.push(DeviceBatch(device.id, device.profile.kind, device.profile.id, readings))
 
     # ------------------------------------------------------------ subscribe mode
 
