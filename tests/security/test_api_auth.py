@@ -83,8 +83,11 @@ def test_no_token_is_401(api, path):
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+# ids: the random tokens must not name the tests (pytest-xdist workers must collect the same ids)
 @pytest.mark.parametrize("header", [f"Bearer {api_secrets.new_token()}", "Bearer", "Basic b3BzOnBhc3M=",
-                                    f"Bearer {ADMIN_TOKEN[:-2]}", "Bearer hn1.e30.forged"])
+                                    f"Bearer {ADMIN_TOKEN[:-2]}", "Bearer hn1.e30.forged"],
+                         ids=["unknown-token", "bearer-without-token", "basic-auth", "truncated-admin-token",
+                              "forged-signed-token"])
 def test_bad_token_is_401_and_not_echoed(api, header):
     response = api.get("/api/sites", headers={"Authorization": header})
     assert response.status_code == 401

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Query, Request
 
 from cloud.domains.vitals import readings
@@ -23,7 +25,7 @@ def _left_out(grant) -> list[str]:
 
 
 @router.get("/patients", summary="Patients whose vitals I may see: pseudonym, care role, categories")
-async def patients(request: Request) -> dict:
+def patients(request: Request) -> dict:
     user, via = acting_user(request)
     registry = registry_of(request)
     listed = []
@@ -44,7 +46,7 @@ async def patient_readings(request: Request, pseudonym: str, category: str | Non
                            start: str | None = START_QUERY, end: str | None = END_QUERY) -> dict:
     asked = readings.parse_category(category)
     start_ms, end_ms = readings.time_range(request, start, end)
-    grant = require_grant(request, pseudonym, "read_readings", [asked] if asked else None)
+    grant = await asyncio.to_thread(require_grant, request, pseudonym, "read_readings", [asked] if asked else None)
     categories = [asked] if asked else sorted(grant.categories)
     fields = readings.fields_for(categories)
     frame = await readings.fetch_vitals(request, pseudonym, fields, start_ms, end_ms)
@@ -58,7 +60,7 @@ async def patient_latest(request: Request, pseudonym: str, category: str | None 
     asked = readings.parse_category(category)
     config = request.app.state.domain_configs["vitals"]
     start_ms, end_ms = readings.time_range(request, None, None, default_days=config.latest_lookback_days)
-    grant = require_grant(request, pseudonym, "read_latest", [asked] if asked else None)
+    grant = await asyncio.to_thread(require_grant, request, pseudonym, "read_latest", [asked] if asked else None)
     categories = [asked] if asked else sorted(grant.categories)
     frame = await readings.fetch_vitals(request, pseudonym, readings.fields_for(categories), start_ms, end_ms)
     return {"patient": pseudonym, "care_role": grant.care_role, "consent_id": grant.consent_for(categories),
@@ -71,7 +73,7 @@ async def patient_latest(request: Request, pseudonym: str, category: str | None 
 async def patient_summary(request: Request, pseudonym: str, start: str | None = START_QUERY,
                           end: str | None = END_QUERY) -> dict:
     start_ms, end_ms = readings.time_range(request, start, end)
-    grant = require_grant(request, pseudonym, "read_summary")
+    grant = await asyncio.to_thread(require_grant, request, pseudonym, "read_summary")
     categories = sorted(grant.categories)
     frame = await readings.fetch_vitals(request, pseudonym, readings.fields_for(categories), start_ms, end_ms)
     return {"patient": pseudonym, "care_role": grant.care_role, "consent_id": grant.consent_for(categories),

@@ -50,7 +50,7 @@ def _defaults(request: Request):
 
 
 @router.get("/alerts", summary="Alerts of the patients and categories my consent covers (each patient's read audited)")
-async def list_alerts(request: Request,
+def list_alerts(request: Request,
                       patient: str | None = Query(None, description="only this patient (pseudonym)"),
                       start: str | None = Query(None, description="readings from (RFC3339 or -7d); default: the "
                                                                   "configured range"),
@@ -76,7 +76,7 @@ async def list_alerts(request: Request,
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert of a category my consent covers")
-async def ack_alert(request: Request, alert_id: int) -> dict:
+def ack_alert(request: Request, alert_id: int) -> dict:
     user, via = acting_user(request)
     store = alert_store(request)
     alert = store.alert(alert_id)
@@ -116,7 +116,7 @@ def _member_or_403(request: Request, pseudonym: str, action: str) -> dict:
 
 
 @router.get("/patients/{pseudonym}/alert-rules", summary="The patient's alert rules (defaults and the doctor's changes)")
-async def get_rules(request: Request, pseudonym: str) -> dict:
+def get_rules(request: Request, pseudonym: str) -> dict:
     member = _member_or_403(request, pseudonym, "read_alert_rules")
     audit(request, pseudonym, "read_alert_rules", care_role=member["care_role"])
     return {"patient": pseudonym, "rules": _rules_view(request, pseudonym)}
@@ -124,7 +124,7 @@ async def get_rules(request: Request, pseudonym: str) -> dict:
 
 @router.put("/patients/{pseudonym}/alert-rules",
             summary="Change the patient's alert rules (threshold, enabled): the patient's doctor only")
-async def put_rules(request: Request, pseudonym: str, body: RulesBody) -> dict:
+def put_rules(request: Request, pseudonym: str, body: RulesBody) -> dict:
     user, via = acting_user(request)
     member = _member_or_403(request, pseudonym, "change_alert_rules")
     changed = sorted(body.rules)

@@ -56,7 +56,7 @@ def require_consent_holder(request: Request, pseudonym: str, action: str) -> str
 
 
 @router.get("/patients/{pseudonym}/consents", summary="The patient's consents (self, proxy, vitals:write staff)")
-async def list_consents(request: Request, pseudonym: str) -> dict:
+def list_consents(request: Request, pseudonym: str) -> dict:
     role = require_consent_holder(request, pseudonym, "consent_read")
     consents = registry_of(request).consents(pseudonym)
     audit(request, pseudonym, "consent_read", care_role=role)
@@ -65,7 +65,7 @@ async def list_consents(request: Request, pseudonym: str) -> dict:
 
 @router.post("/patients/{pseudonym}/consents", status_code=201,
              summary="Grant a care role access to categories, from/until (self, proxy, vitals:write staff)")
-async def grant_consent(request: Request, pseudonym: str, consent: NewConsent) -> dict:
+def grant_consent(request: Request, pseudonym: str, consent: NewConsent) -> dict:
     role = require_consent_holder(request, pseudonym, "consent_grant")
     user, _ = acting_user(request)
     try:
@@ -81,7 +81,7 @@ async def grant_consent(request: Request, pseudonym: str, consent: NewConsent) -
 
 @router.post("/patients/{pseudonym}/consents/{consent_id}/revoke",
              summary="Revoke a consent at once: the next request of that role is refused (self, proxy, staff)")
-async def revoke_consent(request: Request, pseudonym: str, consent_id: str) -> dict:
+def revoke_consent(request: Request, pseudonym: str, consent_id: str) -> dict:
     role = require_consent_holder(request, pseudonym, "consent_revoke")
     user, _ = acting_user(request)
     try:
@@ -95,7 +95,7 @@ async def revoke_consent(request: Request, pseudonym: str, consent_id: str) -> d
 
 @router.get("/patients/{pseudonym}/audit",
             summary="Who read or changed what of this patient's data, when, under which consent (newest first)")
-async def read_audit(request: Request, pseudonym: str,
+def read_audit(request: Request, pseudonym: str,
                      limit: int = Query(500, ge=1, le=10_000, description="rows at most, newest first")) -> dict:
     role = require_consent_holder(request, pseudonym, "read_audit")
     rows = registry_of(request).audit_rows(pseudonym, limit=limit)

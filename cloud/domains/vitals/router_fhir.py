@@ -26,7 +26,7 @@ async def export_fhir(request: Request, pseudonym: str,
                       end: str | None = Query(None, description="RFC3339, relative or now (default)")) -> Response:
     asked = readings.parse_category(category)
     start_ms, end_ms = readings.time_range(request, start, end)
-    grant = require_grant(request, pseudonym, "export_fhir", [asked] if asked else None)
+    grant = await asyncio.to_thread(require_grant, request, pseudonym, "export_fhir", [asked] if asked else None)
     categories = [asked] if asked else sorted(grant.categories)
     frame = await readings.fetch_vitals(request, pseudonym, readings.fields_for(categories), start_ms, end_ms)
     body = await asyncio.to_thread(_validated_json, pseudonym, frame, categories)

@@ -11,6 +11,8 @@ limits: BOARDS.md.
 
 from __future__ import annotations
 
+import asyncio
+
 import math
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -57,7 +59,7 @@ def grafana_user(request: Request, pseudonym: str | None = None) -> str:
 
 
 @router.get("/patients", summary="Patients the forwarded Grafana user may see (the board's $patient variable)")
-async def grafana_patients(request: Request) -> dict:
+def grafana_patients(request: Request) -> dict:
     user = grafana_user(request)
     grants = patients_visible_to(registry_of(request), user, now_ms())
     return {"rows": [{"pseudonym": g.pseudonym, "care_role": g.care_role,
@@ -104,10 +106,11 @@ async def grafana_series(request: Request, patient: str, category: str,
                          start: int | None = Query(None, alias="from", description="epoch ms (Grafana ${__from})"),
                          end: int | None = Query(None, alias="to", description="epoch ms (Grafana ${__to})")) -> dict:
     params.check_id("patient", patient)
-    grafana_user(request, patient)
+    await asyncio.to_thread(grafana_user, request, patient)    # registry and audit: off the event loop
     wanted, metrics = _metrics(category, metric)
     start_ms, end_ms = _range(request, start, end)
-    require_grant(request, patient, ACTION, [wanted])          # 403 + audited denial, or audited as allowed
+    # 403 + audited denial, or audited as allowed
+    await asyncio.to_thread(require_grant, request, patient, ACTION, [wanted])
     frame = await fetch_vitals(request, patient, metrics, start_ms, end_ms)
     rows = []
     for record in frame.select(["time", *[m for m in metrics if m in frame.columns]]).iter_rows(named=True):

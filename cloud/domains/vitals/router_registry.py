@@ -57,7 +57,7 @@ def _staff(request: Request) -> str:
 
 @router.post("/patients", status_code=201, dependencies=[Depends(require_write)],
              summary="Register a patient (pseudonym <-> person); vitals:write")
-async def create_patient(request: Request, patient: NewPatient) -> dict:
+def create_patient(request: Request, patient: NewPatient) -> dict:
     registry = registry_of(request)
     try:
         created = registry.add_patient(patient.pseudonym, patient.name, patient.display_name,
@@ -70,7 +70,7 @@ async def create_patient(request: Request, patient: NewPatient) -> dict:
 
 @router.get("/registry", dependencies=[Depends(require_write)],
             summary="Every patient with name, birth date and care team; vitals:write")
-async def read_registry(request: Request) -> dict:
+def read_registry(request: Request) -> dict:
     registry = registry_of(request)
     patients = []
     for patient in registry.patients():
@@ -82,7 +82,7 @@ async def read_registry(request: Request) -> dict:
 
 @router.post("/patients/{pseudonym}/members", status_code=201, dependencies=[Depends(require_write)],
              summary="Add a member to the patient's care team; vitals:write")
-async def add_member(request: Request, pseudonym: str, member: NewMember) -> dict:
+def add_member(request: Request, pseudonym: str, member: NewMember) -> dict:
     params.check_id("patient", pseudonym)
     try:
         added = registry_of(request).add_member(pseudonym, member.username, member.care_role, added_by=_staff(request),
@@ -95,7 +95,7 @@ async def add_member(request: Request, pseudonym: str, member: NewMember) -> dic
 
 @router.delete("/patients/{pseudonym}/members/{member_id}", dependencies=[Depends(require_write)],
                summary="Remove a member from the care team (kept, marked removed); vitals:write")
-async def remove_member(request: Request, pseudonym: str, member_id: int) -> dict:
+def remove_member(request: Request, pseudonym: str, member_id: int) -> dict:
     params.check_id("patient", pseudonym)
     try:
         removed = registry_of(request).remove_member(pseudonym, member_id, removed_by=_staff(request))
@@ -107,7 +107,7 @@ async def remove_member(request: Request, pseudonym: str, member_id: int) -> dic
 
 @router.post("/visits", status_code=201, dependencies=[Depends(require_write)],
              summary="Schedule a nurse's visit (it goes into the kit's schedule file); vitals:write")
-async def add_visit(request: Request, visit: NewVisit) -> dict:
+def add_visit(request: Request, visit: NewVisit) -> dict:
     try:
         added = registry_of(request).add_visit(visit.date.isoformat(), visit.time, visit.kit, visit.pseudonym,
                                                visit.nurse, created_by=_staff(request))
@@ -126,7 +126,7 @@ def render_schedule(visits: list[dict]) -> str:
 
 @router.get("/kits/{kit}/schedule.yaml", dependencies=[Depends(require_write)],
             summary="The day's schedule file for a visit kit's gateway (names included); vitals:write")
-async def kit_schedule(request: Request, kit: str,
+def kit_schedule(request: Request, kit: str,
                        date: dt.date | None = Query(None, description="YYYY-MM-DD; default today in Asia/Tokyo")
                        ) -> Response:
     params.check_id("kit", kit)
