@@ -62,9 +62,9 @@ case "$command" in
     test)
         ensure_debian_packages mosquitto:/usr/sbin/mosquitto influxdb:/usr/bin/influxd chromium:/usr/bin/chromium
         ensure_python --extra all
-        # Two workers (this machine and CI have 2 cores); tests that must not overlap share an
-        # xdist group (tests/conftest.py). HINODE_TEST_WORKERS=0 runs serially.
-        exec .venv/bin/python -m pytest -n "${HINODE_TEST_WORKERS:-2}" --dist loadgroup --durations=15 "$@"
+        # Two workers (this machine and CI have 2 cores), a test file's tests on one of them, in order
+        # (--dist loadfile: module fixtures are built once). HINODE_TEST_WORKERS=0 runs serially.
+        exec .venv/bin/python -m pytest -n "${HINODE_TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"
         ;;
     bench)
         name=${1:-}

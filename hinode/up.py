@@ -53,6 +53,14 @@ class Plan:
     slow: int = 4                       # walking-speed mobility vehicles
 
 
+# Each service's preferred port; a taken one is replaced by a free port, and data/ports.json keeps what a run
+# used so the next run (and the board URL) keeps it.
+DEFAULT_PORTS = {"mqtt": 18830, "influx": 18086, "api": 8080, "modbus": 15020, "sunspec": 15021, "opcua": 14840,
+                 "agent_metrics": 19108, "up_metrics": 19109, "pv_site": 15022, "ocpp": 19000, "ev_feed": 15030,
+                 "ble_hci": 17001, "ble_control": 17002, "kit_metrics": 19110, "nurse_page": 18088,
+                 "fleet_gbfs": 18190, "partner_gbfs": 18191}
+
+
 def _ports(data_dir: Path, wanted: dict[str, int]) -> dict[str, int]:
     """Reuse the ports of the last run when free, so the board URL stays the same."""
     path = data_dir / "ports.json"
@@ -179,11 +187,7 @@ class Platform:
         self.data = plan.data_dir.resolve()
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "logs").mkdir(exist_ok=True)
-        self.ports = _ports(self.data, {"mqtt": 18830, "influx": 18086, "api": plan.api_port, "modbus": 15020,
-                                        "sunspec": 15021, "opcua": 14840, "agent_metrics": 19108,
-                                        "up_metrics": 19109, "pv_site": 15022, "ocpp": 19000, "ev_feed": 15030,
-                                        "ble_hci": 17001, "ble_control": 17002, "kit_metrics": 19110,
-                                        "nurse_page": 18088, "fleet_gbfs": 18190, "partner_gbfs": 18191})
+        self.ports = _ports(self.data, {**DEFAULT_PORTS, "api": plan.api_port})
         self.procs: list[ManagedProcess] = []
         self.supervisor = Supervisor(say=_say)
         self.figures = UpFigures()

@@ -34,21 +34,3 @@ def _private_state_dir(tmp_path_factory):
     os.environ["HINODE_STATE_DIR"] = str(tmp_path_factory.mktemp("hinode-state"))
     yield
 
-
-# ``./hinode.sh test`` runs the suite on two workers (pytest-xdist, --dist loadgroup). Tests in one group
-# run on the same worker, one after the other:
-# - hinode up prefers fixed ports (18830, 18086, ...) when free; two runs at once could both find a port free
-#   before either binds it;
-# - the installer tests share one wheel built per worker session, and each runs ansible-playbook (CPU-heavy).
-_XDIST_GROUPS = {
-    "tests/e2e/test_hinode_up": "hinode-up",
-    "tests/installers/": "installers",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        for prefix, group in _XDIST_GROUPS.items():
-            if path.startswith(prefix):
-                item.add_marker(pytest.mark.xdist_group(group))

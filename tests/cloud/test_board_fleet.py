@@ -88,8 +88,11 @@ def test_the_operator_sees_the_fleet_move_and_a_violation_start_and_end(tmp_path
         try:
             wait_until(lambda: app.get("/api/fleet/violations", open="true")["violations"], "the open violation")
             wait_until(lambda: len(app.get("/api/fleet/vehicles")["vehicles"]) == 5, "five vehicles tracked")
+            wait_until(lambda: not next(v for v in app.get("/api/fleet/vehicles")["vehicles"]
+                                        if v["vehicle"] == "sc-004")["online"], "sc-004's comms lost")
             page = Page(browser, app.url)
             page.wait("document.querySelectorAll('g.vehicle').length === 5 && "
+                      "document.querySelector('g.vehicle[data-vehicle=\"sc-004\"]').dataset.online === 'false' && "
                       "document.querySelectorAll('[data-role=violations] tbody tr[data-violation]').length === 1 && "
                       "document.querySelector('[data-role=events] tr[data-event=violation_start]')")
 

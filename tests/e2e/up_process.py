@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from hinode.services import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 METERS = {"--modbus-meters": 2, "--sunspec-meters": 1, "--opcua-meters": 1, "--chargers": 2}
 # Chargers come with the PV site's inverter and grid meter and the site controller (kind site).
@@ -21,8 +23,19 @@ DEVICE_COUNT = sum(METERS.values()) + (3 if METERS["--chargers"] else 0)
 STATUS = re.compile(r"devices online (\d+)/(\d+) \| missing readings (\d+)")
 
 
+def claim_free_ports(data_dir: Path, api_port: int) -> None:
+    """A new data directory gets free ports in its ports.json, which hinode up reuses: two runs in parallel
+    test workers would otherwise both see a preferred port (18830, ...) free before either binds it."""
+    from hinode.up import DEFAULT_PORTS
+    path = data_dir / "ports.json"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**{name: free_port() for name in DEFAULT_PORTS}, "api": api_port}))
+
+
 class Up:
     def __init__(self, data_dir: Path, api_port: int):
+        claim_free_ports(data_dir, api_port)
         argv = [sys.executable, "-m", "hinode", "up", "--data-dir", str(data_dir), "--api-port", str(api_port)]
         for option, count in METERS.items():
             argv += [option, str(count)]
