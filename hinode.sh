@@ -68,7 +68,8 @@ case "$command" in
         ;;
     bench)
         name=${1:-}
-        benches=$(cd bench && ls *.py | grep -v -e '^common.py$' -e '^edge_harness.py$' -e '^counter_meter.py$' | sed 's/\.py$//' | tr '\n' ' ')
+        benches=$(cd bench && ls *.py | grep -v -e '^common.py$' -e '^edge_harness.py$' -e '^counter_meter.py$' \
+            -e '^fleet_\(scenario\|publishers\|standin\|harness\|workers\|stages\)\.py$' | sed 's/\.py$//' | tr '\n' ' ')
         if [ -z "$name" ] || [ ! -f "bench/$name.py" ]; then
             say "usage: ./hinode.sh bench NAME [args]; NAME is one of: $benches(see bench/README.md)"; exit 2
         fi

@@ -128,7 +128,8 @@ class FleetConfig(_Strict):
     write_batch_max: int = Field(default=5_000, ge=1)
     write_retry_initial_s: float = Field(default=0.5, gt=0)
     write_retry_max_s: float = Field(default=10.0, gt=0)
-    snapshot_interval_s: float = Field(default=5.0, gt=0, description="how often the worker saves its state")
+    snapshot_interval_s: float = Field(default=30.0, gt=0, description="how often the worker saves its state "
+                                       "(a snapshot of 10,000 vehicles takes ~0.4 s of the API's loop)")
 
     @field_validator("rules", mode="before")
     @classmethod

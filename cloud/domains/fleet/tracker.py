@@ -62,6 +62,13 @@ class FleetTracker:
     def open_violations(self) -> list[Violation]:
         return [v for record in self._vehicles.values() for v in record.violations.values()]
 
+    def open_violation(self, fleet: str, vehicle: str, violation_id: str) -> Violation | None:
+        """One vehicle's open violation by id (a fleet of 10,000 is not walked for it)."""
+        record = self._vehicles.get((fleet, vehicle))
+        if record is None:
+            return None
+        return next((v for v in record.violations.values() if v.violation_id == violation_id), None)
+
     # ------------------------------------------------------------------ fixes
 
     def update(self, fix: Fix) -> list[FleetEvent]:

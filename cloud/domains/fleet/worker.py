@@ -34,6 +34,7 @@ from collections import Counter, deque
 import paho.mqtt.client as mqtt
 
 from cloud.config import MqttConfig
+from cloud.ingest.decode import decode_envelope
 from cloud.domains.fleet.config import FleetConfig
 from cloud.domains.fleet.events import FleetEvent, fixes_from_envelope
 from cloud.domains.fleet.store import StateStore
@@ -225,7 +226,7 @@ class FleetWorker:
     def handle_payload(self, topic: str | None, payload: bytes) -> list[FleetEvent]:
         """One telemetry message: its fixes through the tracker; the events it caused."""
         try:
-            envelope = contract.decode_telemetry(payload, topic)
+            envelope = decode_envelope(payload, topic)     # the ingest's fast path; same refusals
         except contract.ContractError as exc:
             self.invalid[exc.code] += 1
             log.debug("fleet: refused a payload on %s: %s", topic, exc)
@@ -263,8 +264,9 @@ class FleetWorker:
             self.events[kind] += 1
             points.append(event_point(event))
             if kind == EventType.VIOLATION_START:
-                violation = self._open_violation(event.violation_id)
+                violation = self.tracker.open_violation(event.fleet, event.vehicle, event.violation_id)
                 if violation is not None:
+                    self._violations[event.violation_id] = violation     # its end is written from it
                     points.append(violation_point(violation))
             elif kind == EventType.VIOLATION_END:
                 violation = self._violations.pop(event.violation_id, None) or violation_from_end_event(event)
@@ -275,13 +277,6 @@ class FleetWorker:
         if events:
             self._dirty = True
             self.outbox.add(points)
-
-    def _open_violation(self, violation_id: str):
-        violation = self._violations.get(violation_id)
-        if violation is None:
-            self._violations = {v.violation_id: v for v in self.tracker.open_violations()}
-            violation = self._violations.get(violation_id)
-        return violation
 
     async def _tick_forever(self) -> None:
         while True:
