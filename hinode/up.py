@@ -58,7 +58,7 @@ class Plan:
 DEFAULT_PORTS = {"mqtt": 18830, "influx": 18086, "api": 8080, "modbus": 15020, "sunspec": 15021, "opcua": 14840,
                  "agent_metrics": 19108, "up_metrics": 19109, "pv_site": 15022, "ocpp": 19000, "ev_feed": 15030,
                  "ble_hci": 17001, "ble_control": 17002, "kit_metrics": 19110, "nurse_page": 18088,
-                 "fleet_gbfs": 18190, "partner_gbfs": 18191}
+                 "fleet_gbfs": 18190, "partner_gbfs": 18191, "mobility_metrics": 19111}
 
 
 def _ports(data_dir: Path, wanted: dict[str, int]) -> dict[str, int]:
@@ -254,10 +254,7 @@ class Platform:
         site_yaml = self.data / "edge" / "site.yaml"
         site_yaml.parent.mkdir(exist_ok=True)
         secrets_file, passwords_file = self._charger_passwords()
-        site = site_config(plan, p, secrets_file)
-        if self.fleet.enabled:      # the partner's vehicles come in through the agent's GBFS poller
-            site["sources"].append(self.fleet.gbfs_source(p["partner_gbfs"]))
-        site_yaml.write_text(yaml.safe_dump(site, sort_keys=False))
+        site_yaml.write_text(yaml.safe_dump(site_config(plan, p, secrets_file), sort_keys=False))
         agent = self._proc("edge-agent", _python("-m", "edge_agent", "run", "--config", str(site_yaml)),
                            p["agent_metrics"])
         agent.start(timeout=60)
@@ -267,6 +264,13 @@ class Platform:
                 p["mqtt"], p["ble_hci"], p["kit_metrics"], p["nurse_page"]), sort_keys=False, allow_unicode=True))
             self._proc("nurse-kit", _python("-m", "edge_agent", "run", "--config", str(kit_yaml)),
                        p["kit_metrics"]).start(timeout=60)
+        if self.fleet.enabled:      # the partner's vehicles come in through a gateway's GBFS poller
+            gateway_yaml = self.data / "mobility-gw" / "site.yaml"
+            gateway_yaml.parent.mkdir(exist_ok=True)
+            gateway_yaml.write_text(yaml.safe_dump(self.fleet.gateway_site_config(
+                p["mqtt"], p["partner_gbfs"], p["mobility_metrics"]), sort_keys=False))
+            self._proc("mobility-gw", _python("-m", "edge_agent", "run", "--config", str(gateway_yaml)),
+                       p["mobility_metrics"]).start(timeout=60)
         if plan.chargers:
             _wait_port(p["ocpp"], "the agent's OCPP central system", agent)
             chargers = ClientProcess("sim-chargers", _python(

@@ -4,8 +4,8 @@
   MQTT agent (``python -m simulators fleet``), moving through Hitachi City; one speeds through a
   station's slow zone, one parks in a forecourt, one tips over, one goes silent for a while.
 - ``sim-partner-gbfs``: a partner's 12 e-scooters published only as a GBFS **2.3** feed (another
-  operator's backend); the edge agent's ``gbfs`` source polls it, so its vehicles reach the fleet
-  domain through the same wire contract.
+  operator's backend); a mobility gateway agent (``mobility-gw`` at site ``hitachi-mobility``) polls it
+  with its ``gbfs`` source, so its vehicles reach the fleet domain through the same wire contract.
 - The cloud's fleet domain follows both (its worker runs in ``cloud serve``); its public GBFS 3.0 feed
   republishes only the city's own fleet.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 CITY_FLEET = "hitachi-scooters"
 PARTNER_FLEET = "partner-scooters"
+GATEWAY_SITE, GATEWAY_AGENT = "hitachi-mobility", "mobility-gw"
 
 
 @dataclass
@@ -53,10 +54,17 @@ class FleetDemo:
                 str(self.partner_scooters), "--slow", "0", "--seed", "7", "--gbfs-port", str(gbfs_port),
                 "--gbfs-version", "2.3"]
 
-    def gbfs_source(self, partner_port: int) -> dict:
-        """The edge agent's source section polling the partner's feed."""
-        return {"type": "gbfs", "name": "partner-gbfs", "url": f"http://127.0.0.1:{partner_port}/gbfs/gbfs.json",
-                "fleet": PARTNER_FLEET}
+    def gateway_site_config(self, mqtt_port: int, partner_port: int, metrics_port: int) -> dict:
+        """The mobility gateway's site.yaml: an edge agent of its own polling the partner's GBFS feed."""
+        return {
+            "site": GATEWAY_SITE, "agent": GATEWAY_AGENT,
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+            "queue": {"path": str((self.data / "mobility-gw" / "outbox.db").resolve()), "max_bytes": "64MiB"},
+            "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+            "health_interval_s": 5,
+            "sources": [{"type": "gbfs", "name": "partner-gbfs",
+                         "url": f"http://127.0.0.1:{partner_port}/gbfs/gbfs.json", "fleet": PARTNER_FLEET}],
+        }
 
     def collect(self, api_url: str, token: str) -> None:
         """Vehicles live / known and open violations, for the status line."""

@@ -72,6 +72,9 @@ def check_fleet(up: Up) -> None:
                 f"all {expected} vehicles live", 90)
     fleets = {v["fleet"] for v in up.api("/api/fleet/vehicles")["vehicles"]}
     assert fleets == {"hitachi-scooters", "partner-scooters"}
+    # the partner's vehicles come through the mobility gateway's GBFS poller, not the factory's agent
+    sites = {d["site"] for d in up.api("/api/devices")["devices"] if d.get("kind") == "vehicle"}
+    assert sites == {"hitachi-scooters", "hitachi-mobility"}
     request = urllib.request.Request(f"http://127.0.0.1:{up.api_port}/public/fleet/gbfs/vehicle_status.json")
     with urllib.request.urlopen(request, timeout=5) as resp:     # public: no token
         feed = json.load(resp)

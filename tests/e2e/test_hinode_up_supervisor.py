@@ -54,7 +54,7 @@ def test_broker_influxdb_and_ingest_killed_in_turn_come_back_and_nothing_is_miss
         up.wait_for(lambda line: f"board  http://127.0.0.1:{api_port}/" in line, "board URL", 120)
         up.wait_for(all_online, "status line with every device online", 90)
         started_ms = int(time.time() * 1000)
-        meters = {d["device"] for d in up.api("/api/devices")["devices"]      # vehicles: the partner's GBFS feed
+        meters = {d["device"] for d in up.api("/api/devices")["devices"]
                   if d.get("kind") not in ("agent", "vehicle") and d.get("site") == EDGE_SITE}
         assert len(meters) == METER_COUNT
 
