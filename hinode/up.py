@@ -342,8 +342,8 @@ class Platform:
             devices = _http_json(f"http://127.0.0.1:{p['api']}/api/devices", token=self.people.up_token)
             devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
             # the edge site's meters; the green-city sites have their own count
-            meters = [d for d in devices if d.get("kind") not in ("agent", "vehicle")
-                      and d.get("site", self.plan.site) == self.plan.site]
+            meters = [d for d in devices
+                      if d.get("kind") != "agent" and d.get("site", self.plan.site) == self.plan.site]
             if self.greencity is not None:
                 live = {d.get("site") for d in devices if d.get("kind") != "agent" and d.get("online")}
                 expected = [s for s in self.greencity.sites() if s != self.plan.site]

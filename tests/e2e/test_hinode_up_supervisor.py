@@ -41,8 +41,7 @@ def _alive(pid: int) -> bool:
 
 def every_device_reporting_since(up: Up, since_ms: int):
     """Every meter online in /api/devices with data stamped after ``since_ms``, else None."""
-    devices = [d for d in up.api("/api/devices")["devices"]
-               if d.get("kind") not in ("agent", "vehicle") and d.get("site") == EDGE_SITE]
+    devices = [d for d in up.api("/api/devices")["devices"] if d.get("kind") != "agent" and d.get("site") == EDGE_SITE]
     fresh = [d for d in devices if d.get("online") and (d.get("last_seen") or 0) > since_ms]
     return devices if len(devices) == len(fresh) == METER_COUNT else None
 
@@ -55,7 +54,7 @@ def test_broker_influxdb_and_ingest_killed_in_turn_come_back_and_nothing_is_miss
         up.wait_for(all_online, "status line with every device online", 90)
         started_ms = int(time.time() * 1000)
         meters = {d["device"] for d in up.api("/api/devices")["devices"]
-                  if d.get("kind") not in ("agent", "vehicle") and d.get("site") == EDGE_SITE}
+                  if d.get("kind") != "agent" and d.get("site") == EDGE_SITE}
         assert len(meters) == METER_COUNT
 
         for name, needle in VICTIMS:

@@ -119,8 +119,7 @@ def api_seqs(api_port: int, token: str) -> dict[str, dict]:
     with urllib.request.urlopen(request, timeout=5) as resp:
         devices = json.load(resp)
     devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
-    # the site's meters, PV site and chargers; vehicles are checked through the fleet's own views
-    return {d["device"]: d for d in devices if d.get("kind") not in ("agent", "vehicle")}
+    return {d["device"]: d for d in devices if d.get("kind") != "agent"}
 
 
 def wait_until(condition, what: str, timeout: float, interval: float = 0.5):
