@@ -21,10 +21,9 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+
+# cryptography is imported where a key or CSR is made: `python -m edge_agent run` builds its
+# argument parser from this module, and x509 alone would add ~8 MB to every running agent.
 
 EXIT_REFUSED = 3
 EXIT_FAILED = 2
@@ -58,10 +57,14 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def new_key(key_type: str):
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     return ec.generate_private_key(ec.SECP256R1()) if key_type == "ec" else rsa.generate_private_key(65537, 2048)
 
 
 def csr_for(key) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, socket.gethostname()[:64] or "hinode-agent")])
     csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM).decode()
@@ -112,6 +115,7 @@ def write_credentials(config_dir: Path, key, answer: dict, separate_mqtt_file: b
     cred_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(cred_dir, 0o700)
     key_path, cert_path, ca_path = cred_dir / "client.key", cred_dir / "client.pem", cred_dir / "ca.pem"
+    from cryptography.hazmat.primitives import serialization
     _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
     _write_private(cert_path, answer["certificate"].encode())
