@@ -3,7 +3,7 @@
 #
 #   ./hinode.sh up   [--data-dir DIR] ...   run the platform with simulated factories
 #   ./hinode.sh test [pytest args]          run the whole test suite (what CI runs)
-#   ./hinode.sh bench NAME [args]           run one benchmark from bench/ (NAME without .py)
+#   ./hinode.sh bench NAME [args]           run one benchmark from bench/ (--list: the names)
 #
 # Installs what is missing first: Debian's mosquitto and influxdb (and chromium for
 # the browser tests) via apt-get, and the locked Python dependencies into .venv.
@@ -67,11 +67,18 @@ case "$command" in
         exec .venv/bin/python -m pytest -n "${HINODE_TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"
         ;;
     bench)
+        # A bench is a bench/NAME.py with its own "## NAME.py" section in bench/README.md; the other
+        # scripts there are helpers that the benches import or start.
+        benches=$(sed -n 's/^## \([A-Za-z0-9_]*\)\.py\b.*/\1/p' bench/README.md | while read -r b; do
+            if [ -f "bench/$b.py" ]; then echo "$b"; fi; done)
         name=${1:-}
-        benches=$(cd bench && ls *.py | grep -v -e '^common.py$' -e '^edge_harness.py$' -e '^counter_meter.py$' \
-            -e '^fleet_\(scenario\|publishers\|standin\|harness\|workers\|stages\)\.py$' | sed 's/\.py$//' | tr '\n' ' ')
-        if [ -z "$name" ] || [ ! -f "bench/$name.py" ]; then
-            say "usage: ./hinode.sh bench NAME [args]; NAME is one of: $benches(see bench/README.md)"; exit 2
+        if [ "$name" = --list ]; then echo "$benches"; exit 0; fi
+        if [ -z "$name" ]; then
+            say "usage: ./hinode.sh bench NAME [options]; NAME is one of: $(echo $benches) (see bench/README.md)"; exit 2
+        fi
+        if ! grep -qxF -- "$name" <<<"$benches"; then
+            say "unknown bench '$name'; NAME is one of: $(echo $benches) (each has a '## NAME.py' section in bench/README.md)"
+            exit 2
         fi
         shift
         # mosquitto_sub is the raw-subscriber reference of the ingest and drain benches.

@@ -1,6 +1,6 @@
 """BLE health decoding on the gateway: our decoders against a bare library, and what a visit costs.
 
-    .venv/bin/python bench/ble_decode.py [--n 50000]
+    ./hinode.sh bench ble_decode [--n 50000]
 
 Reference: bumble's own Heart Rate profile parser (``HeartRateService.HeartRateMeasurement.from_bytes``),
 the only one of the six GATT measurements a library we ship parses (bumble has no blood pressure,

@@ -1,8 +1,8 @@
 """Store-and-forward drain: how fast a 1,000,000-reading backlog leaves the outbox, with live data
 flowing, and the agent's memory while it builds that backlog and while it drains it.
 
-    .venv/bin/python bench/drain.py                        # 1,000,000 readings backlog, ~2 min
-    .venv/bin/python bench/drain.py --readings 200000      # quicker
+    ./hinode.sh bench drain                        # 1,000,000 readings backlog, ~2 min
+    ./hinode.sh bench drain --readings 200000      # quicker
 
 1. Build, broker down: ``python -m edge_agent run`` with a synthetic source of backlog
    devices (``--build-devices`` x 10 values every ``--build-interval`` s) commits into its

@@ -1,7 +1,7 @@
 """Our edge agent vs the ThingsBoard IoT Gateway: CPU and memory for the same Modbus poll.
 
-    .venv/bin/python bench/edge_vs_tbgw.py                  # 1 s and 100 ms, ours then theirs, ~7 min
-    .venv/bin/python bench/edge_vs_tbgw.py --minutes 2 --polls 100 --only ours
+    ./hinode.sh bench edge_vs_tbgw                  # 1 s and 100 ms, ours then theirs, ~7 min
+    ./hinode.sh bench edge_vs_tbgw --minutes 2 --polls 100 --only ours
 
 50 simulated Modbus TCP meters (unit ids 1..50 on one port, ``bench/counter_meter.py``), each
 10 float32 values in registers 0..19 that all equal the simulator's update counter. Each

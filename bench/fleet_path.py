@@ -1,6 +1,6 @@
 """The fleet path: 10,000 vehicles, a fix every 5 s each, through broker, ingest and fleet worker, 500 zones.
 
-    .venv/bin/python bench/fleet_path.py [--vehicles 10000] [--zones 500] [--seconds 60] [--interval 5]
+    ./hinode.sh bench fleet_path [--vehicles 10000] [--zones 500] [--seconds 60] [--interval 5]
                                          [--connections 25] [--worker auto|serve|worker|engine] [--json FILE]
                                          [--quick] [--keep DIR]
 

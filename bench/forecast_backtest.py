@@ -12,7 +12,7 @@ History (``--history``):
   PV with a Markov sky and cloudy spells);
 * ``both`` (default when simulators.greencity is importable).
 
-    .venv/bin/python bench/forecast_backtest.py [--history both|greencity|own] [--year 2025] [--retrain 7]
+    ./hinode.sh bench forecast_backtest [--history both|greencity|own] [--year 2025] [--retrain 7]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ingest throughput: readings/s stored in InfluxDB vs. what a plain subscriber receives.
 
-    .venv/bin/python bench/ingest_throughput.py [--k 1,10,50] [--seconds 6] [--profile DIR]
+    ./hinode.sh bench ingest_throughput [--k 1,10,50] [--seconds 6] [--profile DIR]
 
 Starts its own private Mosquitto + InfluxDB 1.x (hinode.services). For each K (readings per
 message) the same pre-generated stream of contract TelemetryEnvelopes (100 devices, one

@@ -1,8 +1,8 @@
 """End-to-end latency: reading timestamp -> queryable in InfluxDB, through the whole chain.
 
-    .venv/bin/python bench/latency.py [--devices 22] [--metrics 14] [--seconds 20]
+    ./hinode.sh bench latency [--devices 22] [--metrics 14] [--seconds 20]
                                       [--configs 100/100,20/100,100/20,20/20]
-    .venv/bin/python bench/latency.py --attach data   # a running `hinode up` (its data dir)
+    ./hinode.sh bench latency --attach data   # a running `hinode up` (its data dir)
 
 Starts a private Mosquitto + InfluxDB 1.x, one ``python -m cloud ingest`` process and one
 edge agent (``python -m edge_agent run``) with a ``type: synthetic`` source: ``--devices``

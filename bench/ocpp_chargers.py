@@ -1,7 +1,7 @@
 """200 chargers on the edge agent's OCPP central system, against a bare one built on the
 ``ocpp`` library alone, in the same run.
 
-    .venv/bin/python bench/ocpp_chargers.py [--chargers 200] [--interval 10] [--duration 120]
+    ./hinode.sh bench ocpp_chargers [--chargers 200] [--interval 10] [--duration 120]
 
 The load (``bench/ocpp_load.py``, its own process, raw frames) boots N OCPP 1.6J charge
 points, starts a transaction on each, then sends MeterValues with 8 sampled values every
