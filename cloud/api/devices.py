@@ -20,10 +20,16 @@ from hinode.contract import RECORD_KINDS, DeviceKind, is_personal
 # The general endpoints read every kind but the personal ones (which live in their own database
 # anyway): naming them here keeps a misrouted point from ever showing up in a general answer.
 # Devices, not records (a charging session is an event at a charger, not a device of its own).
-KINDS_FROM = ",".join(f'"{kind.value}"' for kind in DeviceKind if not is_personal(kind) and kind not in RECORD_KINDS)
-# How far back the general endpoints look for devices and their newest values: bounded, so the
-# board's every-second refresh never scans a device's whole history.
-LOOKBACK = "30d"
+_GENERAL_KINDS = [kind.value for kind in DeviceKind if not is_personal(kind) and kind not in RECORD_KINDS]
+KINDS_FROM = ",".join(f'"{kind}"' for kind in _GENERAL_KINDS)
+DEVICE_KINDS = frozenset(_GENERAL_KINDS)
+# How far back the general endpoints (devices, newest values, catalog, positions, rates) look:
+# bounded, so the board's every-second refresh never scans a device's whole history. A device
+# silent for longer is still listed (offline) while its agent's status or catalog names it;
+# agents resend their catalog at least every 6 h (edge_agent.agent.CATALOG_REFRESH_S).
+LOOKBACK_DAYS = 30
+LOOKBACK = f"{LOOKBACK_DAYS}d"
+NO_RECENT_DATA = f"no data in the last {LOOKBACK_DAYS} d"
 # Fields the ingest adds to every point that are bookkeeping, not readings.
 BOOKKEEPING_FIELDS = {"seq", "bad_metrics", "uncertain_metrics"}
 
@@ -39,8 +45,9 @@ class DataSeen:
 
 
 def _where(site: str | None, device: str | None = None) -> str:
-    conditions = [f'"{tag}" = {quote_string(value)}' for tag, value in (("site", site), ("device", device)) if value]
-    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    conditions = [f"time > now() - {LOOKBACK}"]
+    conditions += [f'"{tag}" = {quote_string(value)}' for tag, value in (("site", site), ("device", device)) if value]
+    return f" WHERE {' AND '.join(conditions)}"
 
 
 def index_statement(site: str | None) -> str:
@@ -67,19 +74,36 @@ async def data_index(reader: AsyncInfluxClient, site: str | None) -> dict[tuple[
 
 def catalog_statement(site: str | None, device: str | None = None) -> str:
     """What each device measures, from the catalogs agents send (any profile, shipped or site-local)."""
-    return (f'SELECT last("unit") AS unit, last("counter") AS counter FROM "{CATALOG_MEASUREMENT}"'
-            f'{_where(site, device)} GROUP BY "site","device","metric"')
+    # One selector: the row keeps its catalog's time (newest wins in parse_catalog) and "counter"
+    # comes from that same point.
+    return (f'SELECT last("unit") AS unit, "counter" AS counter FROM "{CATALOG_MEASUREMENT}"'
+            f'{_where(site, device)} GROUP BY "site","agent","device","kind","profile","metric"')
 
 
 def parse_catalog(series) -> dict[tuple[str, str], dict[str, dict]]:
-    """(site, device) -> metric -> {"unit", "counter"}."""
+    """(site, device) -> metric -> {"unit", "counter", "kind", "agent", "profile", "ts"}: the newest
+    catalog's entry when a device moved agents or profiles."""
     catalog: dict[tuple[str, str], dict[str, dict]] = {}
     for s in series:
         for row in s.rows():
-            key = (s.tags.get("site", ""), s.tags.get("device", ""))
-            catalog.setdefault(key, {})[s.tags.get("metric", "")] = {"unit": row.get("unit") or "",
-                                                                      "counter": bool(row.get("counter"))}
+            key, metric = (s.tags.get("site", ""), s.tags.get("device", "")), s.tags.get("metric", "")
+            known = catalog.get(key, {}).get(metric)
+            if known is not None and known["ts"] > int(row["time"]):
+                continue
+            catalog.setdefault(key, {})[metric] = {
+                "unit": row.get("unit") or "", "counter": bool(row.get("counter")), "kind": s.tags.get("kind", ""),
+                "agent": s.tags.get("agent", ""), "profile": s.tags.get("profile", ""), "ts": int(row["time"])}
     return catalog
+
+
+def _catalog_devices(catalog: dict[tuple[str, str], dict[str, dict]]) -> dict[tuple[str, str], dict]:
+    """(site, device) -> the newest catalog entry naming it (kind, agent, profile), general kinds only."""
+    out = {}
+    for key, metrics in catalog.items():
+        newest = max(metrics.values(), key=lambda info: info["ts"])
+        if newest["kind"] in DEVICE_KINDS:
+            out[key] = newest
+    return out
 
 
 async def device_catalog(reader: AsyncInfluxClient, site: str | None,
@@ -131,7 +155,7 @@ def judge_device(site: str, device: str, kind: str, agent: str, last_seen_ms: in
     error = state.error if state is not None else ""
     reason = "" if statuses is None else _status_problem(kind, agent, known, state)
     if not reason and age_s is None:
-        reason = "no data yet"
+        reason = NO_RECENT_DATA     # never sent any, or not within the lookback: the query cannot tell
     elif not reason and age_s > offline_after_s:
         reason = f"no data for {age_s:.0f} s"
     return {"online": reason == "", "reason": reason, "error": error,
@@ -146,7 +170,8 @@ def empty_completeness() -> dict:
 def list_devices(seen: dict[tuple[str, str], DataSeen], statuses: dict[tuple[str, str], KnownStatus] | None,
                  site: str | None, now_ms: int, offline_after_s: int,
                  catalog: dict[tuple[str, str], dict[str, dict]] | None = None) -> list[dict]:
-    """Devices with data plus devices an agent reports that never sent any (completeness left empty)."""
+    """Devices with data in the lookback, plus devices an agent's status or catalog names that sent
+    none in it (listed offline, completeness left empty)."""
     listed = _status_devices(statuses or {})
     devices: dict[tuple[str, str], dict] = {}
     for key, item in seen.items():
@@ -156,6 +181,12 @@ def list_devices(seen: dict[tuple[str, str], DataSeen], statuses: dict[tuple[str
         if (dev_site, dev_id) not in devices:
             devices[(dev_site, dev_id)] = {"site": dev_site, "device": dev_id, "kind": state.kind.value,
                                            "profile": "", "agent": known.status.agent, "last_seen": None}
+    for key, info in _catalog_devices(catalog or {}).items():
+        if key not in devices:
+            devices[key] = {"site": key[0], "device": key[1], "kind": info["kind"], "profile": info["profile"],
+                            "agent": info["agent"], "last_seen": None}
+        elif not devices[key]["profile"]:
+            devices[key]["profile"] = info["profile"]
     out = []
     for key in sorted(devices):
         dev = devices[key]

@@ -71,7 +71,7 @@ async def device_latest(request: Request, site: str, device: str) -> dict:
     found, catalog = await asyncio.gather(svc.latest_values(reader, site, device),
                                           svc.device_catalog(reader, site, device))
     if not found:
-        raise HTTPException(404, f"no data for device {device!r} at site {site!r}")
+        raise HTTPException(404, f"no data for device {device!r} at site {site!r} in the last {svc.LOOKBACK_DAYS} d")
     item = found[0]
     return {"site": item["site"], "device": item["device"], "kind": item["kind"], "ts": item["ts"],
             "values": item["values"], "quality": item["quality"], "units": svc.units_of(catalog, site, device)}

@@ -115,6 +115,7 @@ def test_builtin_scopes_and_role_defaults():
     assert scopes["vitals:read"].personal and scopes["vitals:read"].roles == frozenset()
     assert "meters:read" in scopes_for_role("viewer") and "ops:read" not in scopes_for_role("viewer")
     assert {"meters:read", "ops:read", "commands:read", "commands:write"} <= scopes_for_role("admin")
+    assert not {"commands:read", "commands:write"} & scopes_for_role("viewer")
     personal = {name for name, scope in scopes.items() if scope.personal}
     assert personal >= {"vitals:read", TEST_PERSONAL.name}
     assert not personal & (scopes_for_role("viewer") | scopes_for_role("admin") | scopes_for_role("nobody"))
@@ -158,6 +159,23 @@ def test_viewer_reads_meters_but_not_ops_nor_personal_data(api):
         response = api.get(path, headers=bearer(VIEWER_TOKEN))
         assert response.status_code == 403 and scope in response.json()["detail"]
         assert "personal" in response.json()["detail"]
+
+
+def test_a_viewer_can_neither_send_nor_read_commands(api):
+    command = {"site": "plant-1", "agent": "edge-01", "target": "meter-1", "name": "write",
+               "params": {"metric": "power_limit", "value": 420}}
+    viewer_session = api.post("/token", data={"username": "vic", "password": VIEWER_PASSWORD}).json()["access_token"]
+    for token in (VIEWER_TOKEN, viewer_session):
+        for method, path, scope in (("POST", "/api/commands", "commands:write"),
+                                    ("GET", "/api/commands", "commands:read"),
+                                    ("GET", "/api/commands/9f0c1d2e", "commands:read")):
+            response = api.request(method, path, headers=bearer(token), json=command if method == "POST" else None)
+            assert response.status_code == 403, (method, path, response.text)
+            assert scope in response.json()["detail"]
+            assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+    # The same requests get past the scope check for an admin (reading: an empty list).
+    listed = api.get("/api/commands", headers=bearer(ADMIN_TOKEN))
+    assert listed.status_code == 200, listed.text
 
 
 def test_a_vitals_only_token_reads_vitals_and_nothing_else(api):
@@ -301,6 +319,10 @@ def test_every_non_public_route_requires_a_scope():
     meters_paths = ("/api/devices", "/api/devices/{site}/{device}/latest", "/api/latest", "/api/series",
                     "/api/sites", "/api/completeness")  # domains add their own /api/... routes and scopes
     assert all(checked[path] == {"meters:read"} for path in meters_paths)
+    by_method = {(method, path): scopes for path, route, scopes in table if isinstance(route, APIRoute)
+                 for method in route.methods}
+    assert by_method[("POST", "/api/commands")] == {"commands:write"}
+    assert by_method[("GET", "/api/commands")] == by_method[("GET", "/api/commands/{command_id}")] == {"commands:read"}
     openapi_paths = {p for p in app.openapi()["paths"] if not p.startswith("/public/")} - PUBLIC_PATHS
     assert openapi_paths and openapi_paths <= set(checked)
 
