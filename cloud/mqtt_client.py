@@ -1,10 +1,7 @@
 """The cloud's own paho clients (status tracker, dead-letter collector): one way to build them.
 
-``new_client`` applies cloud.yaml's credentials and TLS. ``JitteredReconnect`` drives paho's own
-reconnect loop with :class:`hinode.backoff.Backoff`: paho has no hook for a jittered delay, but it
-reads the delay it was last given right before each wait, and ``on_connect_fail`` /
-``on_disconnect`` run on its thread just before that wait, so setting min = max = the helper's
-next delay there makes paho wait exactly that.
+``new_client`` applies cloud.yaml's credentials and TLS. ``JitteredReconnect`` (hinode.backoff's
+``PahoReconnect``) drives paho's own reconnect loop with jittered delays.
 """
 
 from __future__ import annotations
@@ -15,7 +12,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.config import MqttConfig
-from hinode.backoff import Backoff
+from hinode.backoff import PahoReconnect as JitteredReconnect
+
+__all__ = ["JitteredReconnect", "new_client"]
 
 
 def new_client(config: MqttConfig, client_id: str) -> mqtt.Client:
@@ -31,18 +30,3 @@ def new_client(config: MqttConfig, client_id: str) -> mqtt.Client:
                        cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED)
         client.tls_insecure_set(tls.insecure)
     return client
-
-
-class JitteredReconnect:
-    """Call ``before_wait`` from ``on_connect_fail`` and ``on_disconnect``, ``reset`` on a connect."""
-
-    def __init__(self, client: mqtt.Client, initial_s: float, max_s: float):
-        self.backoff = Backoff(initial_s, max_s)
-        client.reconnect_delay_set(min_delay=initial_s, max_delay=max_s)
-
-    def before_wait(self, client: mqtt.Client) -> None:
-        delay = self.backoff.next()
-        client.reconnect_delay_set(min_delay=delay, max_delay=delay)
-
-    def reset(self) -> None:
-        self.backoff.reset()

@@ -21,6 +21,10 @@ never 0 when ``initial_s > 0`` (the random draw is in ``[0, 1)``, the delay is
 Each instance draws from its own ``random.Random`` (seeded from the OS unless one is
 passed in), so two processes started at the same moment do not share a sequence, and a
 test can pass ``random=random.Random(seed)`` to get reproducible delays.
+
+``delay_for(n)`` is the n-th delay without counting it, for retries whose attempt count is kept
+elsewhere (a database row, a queued delivery). ``PahoReconnect`` makes paho's own reconnect loop
+(``loop_start`` / ``loop_forever``) wait these delays instead of paho's unjittered doubling.
 """
 
 from __future__ import annotations
@@ -70,6 +74,40 @@ class Backoff:
         self._attempts = 0
         self._ceiling = 0.0
 
+    def ceiling_for(self, attempt: int) -> float:
+        """The un-jittered delay after the ``attempt``-th failure (1, 2, ...; below 1 counts as 1)."""
+        ceiling = self.initial_s
+        for _ in range(max(attempt, 1) - 1):
+            if ceiling >= self.max_s or ceiling == 0 or self.factor == 1:
+                break                      # no overflow, however large ``attempt`` is
+            ceiling *= self.factor
+        return min(ceiling, self.max_s)
+
+    def delay_for(self, attempt: int) -> float:
+        """The jittered delay after the ``attempt``-th failure; unlike ``next()`` it counts nothing."""
+        return self.ceiling_for(attempt) * (1.0 - self.jitter * self._random.random())
+
     def __repr__(self) -> str:
         return (f"Backoff(initial_s={self.initial_s}, max_s={self.max_s}, factor={self.factor}, "
                 f"jitter={self.jitter}, attempts={self._attempts})")
+
+
+class PahoReconnect:
+    """Paho's own reconnect loop waiting :class:`Backoff`'s delays.
+
+    Paho has no hook for a jittered delay, but it reads the delay it was last given right before
+    each wait, and ``on_connect_fail`` / ``on_disconnect`` run on its thread just before that wait:
+    call ``before_wait(client)`` from both (it sets min = max = the next delay) and ``reset()`` on a
+    successful connect. Any object with paho's ``reconnect_delay_set`` will do (paho is not imported).
+    """
+
+    def __init__(self, client, initial_s: float, max_s: float, random: _random.Random | None = None):
+        self.backoff = Backoff(initial_s, max_s, random=random)
+        client.reconnect_delay_set(min_delay=initial_s, max_delay=max_s)
+
+    def before_wait(self, client) -> None:
+        delay = self.backoff.next()
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)
+
+    def reset(self) -> None:
+        self.backoff.reset()

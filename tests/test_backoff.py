@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from hinode.backoff import Backoff
+from hinode.backoff import Backoff, PahoReconnect
 
 
 def test_delays_grow_exponentially_within_the_equal_jitter_band():
@@ -84,3 +84,45 @@ def test_same_seed_repeats_the_same_delays():
 def test_nonsense_parameters_are_refused(kwargs):
     with pytest.raises(ValueError):
         Backoff(**kwargs)
+
+
+def test_delay_for_gives_the_nth_delay_without_counting_it():
+    backoff = Backoff(1.0, 60.0, random=random.Random(4))
+    for attempt, ceiling in zip(range(0, 10), [1, 1, 2, 4, 8, 16, 32, 60, 60, 60]):
+        assert backoff.ceiling_for(attempt) == ceiling
+        assert ceiling / 2 <= backoff.delay_for(attempt) <= ceiling
+    assert backoff.attempts == 0 and backoff.ceiling_s == 0.0
+    assert backoff.ceiling_for(10**9) == 60.0                     # no overflow for a huge count
+    assert Backoff(0.0, 0.0).delay_for(5) == 0.0
+    assert [Backoff(0.25, 10.0, jitter=0.0).delay_for(n) for n in range(1, 9)] == \
+        [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+def test_delay_for_draws_the_same_delays_as_next():
+    counted, stateless = Backoff(0.5, 15.0, random=random.Random(8)), Backoff(0.5, 15.0, random=random.Random(8))
+    assert [counted.next() for _ in range(9)] == [stateless.delay_for(n) for n in range(1, 10)]
+
+
+class RecordingClient:
+    """Stands in for paho's client: only what PahoReconnect calls."""
+
+    def __init__(self):
+        self.delays: list[tuple[float, float]] = []
+
+    def reconnect_delay_set(self, min_delay, max_delay):
+        self.delays.append((min_delay, max_delay))
+
+
+def test_paho_reconnect_pins_pahos_delay_to_the_helpers_next_delay():
+    client = RecordingClient()
+    reconnect = PahoReconnect(client, 1.0, 8.0, random=random.Random(6))
+    expected = Backoff(1.0, 8.0, random=random.Random(6))
+    assert client.delays == [(1.0, 8.0)]
+    for _ in range(5):
+        reconnect.before_wait(client)
+    reconnect.reset()
+    reconnect.before_wait(client)
+    wanted = [expected.next() for _ in range(5)]
+    expected.reset()
+    wanted.append(expected.next())
+    assert client.delays[1:] == [(d, d) for d in wanted]

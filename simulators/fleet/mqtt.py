@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hinode import contract
+from hinode.backoff import Backoff
 from hinode.contract import AgentStatus, DeviceKind, DeviceState, TelemetryEnvelope
 from hinode.mobility import vehicle_readings
 
@@ -37,6 +38,8 @@ HEARTBEAT_FRESH_S = 5.0
 BACKLOG_FIXES = 2_000            # fixes kept per vehicle while nothing can be sent (oldest dropped)
 FIXES_PER_ENVELOPE = 60
 KEEPALIVE_S = 30
+RECONNECT_INITIAL_S = 0.5        # jittered (hinode.backoff), so a fleet that lost its broker does not
+RECONNECT_MAX_S = 15.0           # come back in lockstep
 
 
 def read_passwords(path: str | Path) -> dict[str, str]:
@@ -126,7 +129,7 @@ class VehicleLink:
         self.connected_at = 0.0
         self.last_heartbeat = 0.0
         self.next_attempt = 0.0
-        self.backoff_s = 0.5
+        self.backoff = Backoff(RECONNECT_INITIAL_S, RECONNECT_MAX_S)
         self.counts = collections.Counter()       # published, refused, dropped_fixes, connects, drops
 
     # ------------------------------------------------------------------ paho socket hooks
@@ -187,7 +190,8 @@ class VehicleLink:
             log.warning("%s: broker refused the connection: %s", self.username, reason_code)
             self._retry_later()
             return
-        self.connected, self.connected_at, self.backoff_s = True, time.monotonic(), 0.5
+        self.connected, self.connected_at = True, time.monotonic()
+        self.backoff.reset()
         self.counts["connects"] += 1
         # what was in flight stays there: paho sends its unacknowledged QoS 1 messages again (same mid)
         client.subscribe(contract.INGEST_HEARTBEAT_TOPIC, qos=0)
@@ -213,8 +217,7 @@ class VehicleLink:
         self.outbox.pop(seq, None)
 
     def _retry_later(self) -> None:
-        self.next_attempt = time.monotonic() + self.backoff_s
-        self.backoff_s = min(self.backoff_s * 2, 15.0)
+        self.next_attempt = time.monotonic() + self.backoff.next()
 
     # ------------------------------------------------------------------ driving it
     def ingest_listening(self) -> bool:
@@ -255,7 +258,8 @@ class VehicleLink:
 
     def come_back(self) -> None:
         if self.silenced:
-            self.silenced, self.next_attempt, self.backoff_s = False, 0.0, 0.5
+            self.silenced, self.next_attempt = False, 0.0
+            self.backoff.reset()
 
     def add_fix(self, ts_ms: int, values: dict) -> None:
         if len(self.fixes) == self.fixes.maxlen:

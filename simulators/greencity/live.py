@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hinode import contract
+from hinode.backoff import PahoReconnect
 from hinode.contract import (AgentCatalog, AgentStatus, DeviceCatalog, DeviceKind, DeviceState, MetricInfo, Reading,
                              TelemetryEnvelope)
 from simulators.greencity import model
@@ -30,6 +31,8 @@ from simulators.greencity.sites import ORIGIN_MS, SME_SITES, SiteSpec, site as s
 HEARTBEAT_FRESH_S = 5.0
 BACKLOG = 2_000                       # envelopes per site kept while no ingest listens
 CATALOG_EVERY_S = 600.0
+RECONNECT_INITIAL_S = 1.0             # paho's default range, jittered (hinode.backoff) so that the sites
+RECONNECT_MAX_S = 120.0               # do not all reconnect at the same moment after a broker restart
 
 
 class SiteAgent:
@@ -43,6 +46,9 @@ class SiteAgent:
         self.client.will_set(contract.status_topic(spec.id, spec.agent), self._status("offline"), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.reconnect = PahoReconnect(self.client, RECONNECT_INITIAL_S, RECONNECT_MAX_S)
+        self.client.on_connect_fail = lambda client, userdata: self.reconnect.before_wait(client)
+        self.client.on_disconnect = lambda client, *_: self.reconnect.before_wait(client)
         self.lock = threading.Lock()
         # envelopes sent and not yet acknowledged by the broker: sent again after a reconnect
         self.unacked: list[tuple[mqtt.MQTTMessageInfo, TelemetryEnvelope]] = []
@@ -68,6 +74,7 @@ class SiteAgent:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:
             return
+        self.reconnect.reset()
         self.connected_at = time.monotonic()
         self.catalog_sent = 0.0
         with self.lock:               # what the broker never acknowledged goes out again (idempotent in InfluxDB)

@@ -170,8 +170,3 @@ class FleetConfig(_Strict):
             return self.state_dir
         state_dir = os.environ.get("HINODE_STATE_DIR") or Path.home() / ".local" / "state" / "hinode"
         return Path(state_dir) / "fleet"
-
-    def webhook_retry_delay_s(self, attempts: int) -> float:
-        return min(self.webhook_retry_initial_s * 2 ** max(attempts - 1, 0), self.webhook_retry_max_s)
-
-

@@ -10,11 +10,11 @@ domains:
 The body is the event (:func:`event_body`). With ``secret_env`` set, the POST carries
 ``X-Hinode-Timestamp`` (Unix seconds) and ``X-Hinode-Signature: sha256=<hex HMAC-SHA256 of
 "<timestamp>.<body>">`` (the vitals alert webhooks' scheme, same code: ``vitals.webhooks.signed_request``)
-and ``X-Hinode-Alert-Id: <event_id>``. A 2xx answer delivers it; anything else is retried with doubling
-back-off (``webhook_retry_initial_s`` .. ``webhook_retry_max_s``) up to ``webhook_max_attempts``, then
-logged and counted as failed. Deliveries wait in memory (at most ``webhook_queue_max``; beyond, dropped
-and counted): a restart of the API loses the ones not yet delivered (the events themselves are in
-InfluxDB, ``GET /api/fleet/events``).
+and ``X-Hinode-Alert-Id: <event_id>``. A 2xx answer delivers it; anything else is retried with doubling,
+jittered back-off (``hinode.backoff``, ``webhook_retry_initial_s`` .. ``webhook_retry_max_s``) up to
+``webhook_max_attempts``, then logged and counted as failed. Deliveries wait in memory (at most
+``webhook_queue_max``; beyond, dropped and counted): a restart of the API loses the ones not yet
+delivered (the events themselves are in InfluxDB, ``GET /api/fleet/events``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import httpx
 
 from cloud.domains.fleet.config import FleetConfig, WebhookConfig
 from cloud.domains.vitals.webhooks import signed_request
+from hinode.backoff import Backoff
 
 log = logging.getLogger(__name__)
 PARALLEL_DELIVERIES = 8
@@ -67,6 +68,7 @@ class Delivery:
 class WebhookSender:
     def __init__(self, config: FleetConfig):
         self.config = config
+        self._retry = Backoff(config.webhook_retry_initial_s, config.webhook_retry_max_s)
         self._queue: list[Delivery] = []
         self._wake = asyncio.Event()
         self.outcomes: Counter[str] = Counter()     # delivered, retry, failed, dropped
@@ -137,6 +139,6 @@ class WebhookSender:
                         delivery.hook.url, delivery.attempts, error)
             return
         self.outcomes["retry"] += 1
-        delivery.due = time.monotonic() + self.config.webhook_retry_delay_s(delivery.attempts)
+        delivery.due = time.monotonic() + self._retry.delay_for(delivery.attempts)
         self._queue.append(delivery)
         self._wake.set()

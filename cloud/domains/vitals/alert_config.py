@@ -8,7 +8,7 @@ domains:
       lookback_days: 7            # readings this old still alert (a visit synchronised late)
       webhook_timeout_s: 5
       webhook_max_attempts: 6     # then the delivery is recorded as failed (never dropped silently)
-      webhook_retry_initial_s: 30 # back-off between attempts, doubling up to webhook_retry_max_s
+      webhook_retry_initial_s: 30 # back-off between attempts, jittered doubling (hinode.backoff) up to webhook_retry_max_s
       webhook_retry_max_s: 3600
       webhook_secret_file: /etc/hinode/alert-webhook.key   # then every webhook is signed (webhooks.py)
       rules:                      # defaults for every patient; a doctor overrides them per patient
@@ -84,6 +84,3 @@ class AlertsConfig(_Strict):
         """The built-in rules with this section's changes: what a patient without overrides gets."""
         return apply_changes(DEFAULT_RULES, {name: RuleChange(d.threshold, d.enabled) for name, d in self.rules.items()})
 
-    def retry_delay_s(self, attempts: int) -> float:
-        """Wait after the ``attempts``-th failed attempt of a delivery (1, 2, ...)."""
-        return min(self.webhook_retry_initial_s * 2 ** max(attempts - 1, 0), self.webhook_retry_max_s)

@@ -9,8 +9,8 @@ the grant is checked again before every attempt, so a consent revoked meanwhile 
      "value": 88.0, "unit": "%", "threshold": 90.0, "ts": "2026-11-29T01:00:00Z", "ts_ms": 1764378000000}
 
 A delivery is a row in ``alert_deliveries`` (alerts.py). A 2xx answer delivers it; anything else
-(a refused connection, a timeout, a 5xx) counts an attempt and schedules the next one with doubling
-back-off (``alerts.webhook_retry_initial_s`` .. ``webhook_retry_max_s``); after
+(a refused connection, a timeout, a 5xx) counts an attempt and schedules the next one with doubling,
+jittered back-off (``hinode.backoff``, ``alerts.webhook_retry_initial_s`` .. ``webhook_retry_max_s``); after
 ``webhook_max_attempts`` it is recorded as ``failed`` and logged with the alert and member ids.
 With ``alerts.webhook_secret_file`` set, each POST carries ``X-Hinode-Timestamp`` (Unix seconds) and
 ``X-Hinode-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``, so a receiver can check
@@ -35,6 +35,7 @@ from cloud.domains.vitals.access import grant_for
 from cloud.domains.vitals.alert_config import AlertsConfig
 from cloud.domains.vitals.alerts import DELIVERED, FAILED, PENDING, WITHHELD, AlertStore, DeliveryCounts
 from cloud.domains.vitals.registry import Registry, now_ms
+from hinode.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ async def _attempt(store: AlertStore, registry: Registry, config: AlertsConfig, 
                     delivery["member_id"], attempts, error)
         DELIVERY_ATTEMPTS["failed"] += 1
         return "failed"
-    next_ms = at_ms + int(config.retry_delay_s(attempts) * 1000)
+    retry = Backoff(config.webhook_retry_initial_s, config.webhook_retry_max_s)
+    next_ms = at_ms + int(retry.delay_for(attempts) * 1000)
     store.delivery_outcome(delivery["id"], state=PENDING, attempts=attempts, next_attempt_ms=next_ms, status=status,
                            error=error)
     log.info("alert webhook attempt %d failed: alert %s to member %s (%s); next in %.0f s", attempts, alert["id"],

@@ -15,7 +15,7 @@ from hinode import contract, mobility, services
 from hinode.contract import IngestHeartbeat
 from hinode.security.bundle import generate
 from hinode.security.inventory import Inventory
-from simulators.fleet.mqtt import read_passwords
+from simulators.fleet.mqtt import SeqStore, VehicleLink, read_passwords
 from simulators.fleet.simulator import FleetSimulator
 from tests.security.mqtt_kit import TlsClient
 from tests.support.waiting import wait_until, wait_until_async
@@ -171,6 +171,26 @@ async def test_the_silent_vehicle_drops_its_connection_and_sends_its_backlog_whe
     assert all(all(e == copies[0] for e in copies) for copies in by_seq.values())
     fixes = mobility.fixes(envelopes[0])
     assert [f["ts"] for f in fixes] == sorted(f["ts"] for f in fixes)
+
+
+async def test_vehicles_that_lost_the_broker_retry_at_jittered_moments_not_in_lockstep():
+    port = services.free_port()                          # nothing listens: every attempt is refused
+    links = [VehicleLink(FLEET, f"sc-{n:03d}", "scooter", "127.0.0.1", port, SeqStore(None, FLEET))
+             for n in range(1, 45)]
+    failed_at: dict[str, float] = {}
+    for link in links:
+        def record(link=link, retry_later=link._retry_later):
+            failed_at[link.vehicle] = time.monotonic()
+            retry_later()
+        link._retry_later = record
+    for low, high in ((0.25, 0.5), (0.5, 1.0)):          # equal jitter over the 1st, then the 2nd step
+        await wait_until_async(lambda: all(link.wants_connection() for link in links), timeout=5,
+                               what="every vehicle due for its next attempt")
+        failed_at.clear()
+        await asyncio.gather(*(link.connect() for link in links))
+        delays = [link.next_attempt - failed_at[link.vehicle] for link in links]
+        assert all(low <= d <= high + 0.01 for d in delays), (low, high, delays)
+        assert max(delays) - min(delays) > (high - low) / 3, f"{len(delays)} vehicles retry in lockstep: {delays}"
 
 
 def test_a_vehicle_may_publish_only_as_itself(broker, bundle):

@@ -4,18 +4,23 @@ the key from the environment (HMAC-SHA256 over "<timestamp>.<body>"), retried af
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import threading
+import time
 
 import pytest
 from aiohttp import web
 
 from cloud.domains.fleet.config import FleetConfig
+from cloud.domains.fleet.events import FleetEvent
+from cloud.domains.fleet.webhooks import WebhookSender
 from hinode import services
+from hinode.mobility import EventType
 from tests.cloud.domains.fleet.test_worker_kit import IN_SLOW, OUTSIDE, SLOW_ZONE, Vehicle, fleet_app, now_ms
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.timeout(120)
 KEY = "fleet-hook-key-for-tests"
@@ -98,6 +103,34 @@ def test_a_hook_that_never_answers_gives_up_and_counts_it(tmp_path, broker, infl
         scooter.route(start, [(OUTSIDE, 12.0), (IN_SLOW, 4.0)], state="on_trip")
         wait_until(lambda: app.worker.webhooks.outcomes["failed"] == 1, "the delivery given up")
         assert app.worker.webhooks.outcomes["retry"] == 2 and app.worker.webhooks.waiting == 0
+
+
+def test_refused_deliveries_are_retried_at_jittered_moments_not_all_at_once():
+    closed = f"http://127.0.0.1:{services.free_port()}/hook"
+    config = FleetConfig(webhooks=[{"url": closed}], webhook_retry_initial_s=10, webhook_retry_max_s=100)
+    events = [FleetEvent(event_id=f"ev-{n}", fleet="hitachi-scooters", vehicle=f"sc-{n:03d}", vehicle_type="scooter",
+                         ts_ms=now_ms(), event_type=EventType.ZONE_ENTER, vehicle_state="on_trip", lat=None, lon=None,
+                         battery_pct=None) for n in range(20)]
+
+    async def first_attempts() -> tuple[list[float], float, float]:
+        sender = WebhookSender(config)
+        for event in events:
+            sender.offer(event)
+        before = time.monotonic()
+        task = asyncio.create_task(sender.run())
+        try:
+            await wait_until_async(lambda: sender.outcomes["retry"] == len(events), timeout=30,
+                                   what="every delivery refused once")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return [d.due for d in sender._queue], before, time.monotonic()
+
+    dues, before, after = asyncio.run(first_attempts())
+    assert len(dues) == len(events)
+    assert all(before + 5 <= due <= after + 10 for due in dues), (before, after, dues)     # 5..10 s: equal jitter
+    assert max(dues) - min(dues) > (after - before) + 1, "the retries are not spread: they would all hit at once"
 
 
 def test_a_secret_env_that_is_not_set_is_a_config_error_naming_it(monkeypatch):

@@ -10,6 +10,7 @@ import polars as pl
 from cloud.domains.vitals.alert_config import AlertsConfig
 from cloud.domains.vitals.alert_rules import (DAY_MS, DEFAULT_RULES, RuleChange, alert_fields, apply_changes,
                                               evaluate, lookback_needed_ms)
+from hinode.backoff import Backoff
 from hinode.vitals import Category
 
 T0 = 1_764_374_400_000          # 2025-11-29T00:00:00Z
@@ -100,5 +101,4 @@ def test_config_changes_the_defaults_and_names_an_unknown_rule():
         AlertsConfig.model_validate({"rules": {"spo2_high": {"threshold": 99}}})
     with pytest.raises(ValidationError, match="webhook_retry_max_s"):
         AlertsConfig.model_validate({"webhook_retry_initial_s": 60, "webhook_retry_max_s": 10})
-    assert [AlertsConfig(webhook_retry_initial_s=30, webhook_retry_max_s=100).retry_delay_s(n) for n in (1, 2, 3, 4)] \
-        == [30, 60, 100, 100]
+    assert [Backoff(30, 100).ceiling_for(n) for n in (1, 2, 3, 4)] == [30, 60, 100, 100]

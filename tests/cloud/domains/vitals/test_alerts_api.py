@@ -244,3 +244,27 @@ def test_a_consent_revoked_before_the_attempt_withholds_the_webhook(tmp_path):
         assert asyncio.run(deliver_due(store, registry, AlertsConfig())).withheld == 0   # not tried again
     finally:
         nurse.close()
+
+
+def test_refused_webhooks_are_retried_after_jittered_delays_not_all_at_once(tmp_path):
+    from cloud.domains.vitals.alert_config import AlertsConfig
+    from cloud.domains.vitals.alert_rules import DEFAULT_RULES, evaluate
+    from cloud.domains.vitals.registry import Registry
+    from cloud.domains.vitals.webhooks import deliver_due, plan_deliveries
+    import polars as pl
+
+    registry = Registry(tmp_path / "registry.sqlite")
+    with_webhooks({"nurse-ito": f"http://127.0.0.1:{services.free_port()}/hook"})(registry)    # nothing listens
+    store = AlertStore(registry)
+    now = int(time.time() * 1000)
+    frame = pl.DataFrame({"time": [now - n * 60_000 for n in range(10)], "spo2": [87.0] * 10})
+    alerts = store.record(PATIENT_A, evaluate(frame, DEFAULT_RULES))
+    assert sum(plan_deliveries(store, registry, alert) for alert in alerts) == 10
+    before = int(time.time() * 1000)
+    counts = asyncio.run(deliver_due(store, registry, AlertsConfig(webhook_retry_initial_s=30,
+                                                                   webhook_retry_max_s=3600)))
+    after = int(time.time() * 1000)
+    assert counts.retried == 10
+    due = [d["next_attempt_ms"] for d in store.deliveries()]
+    assert all(before + 15_000 <= d <= after + 30_000 for d in due), (before, after, due)   # 15..30 s: equal jitter
+    assert max(due) - min(due) > (after - before) + 1_000, "the retries are not spread: they would all hit at once"
