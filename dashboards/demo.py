@@ -123,6 +123,21 @@ def _operations_lines(now: datetime, rng: random.Random) -> list[str]:
                      f"queue_depth={max(0.0, rng.gauss(3, 2)) + (400 if 1.6 < hours_ago < 2.0 else 0):.1f} {ms}")
         for reason, total in dead.items():
             lines.append(f"hinode_ingest_dead_letters,ingest=ingest-1,reason={reason} total={total:.1f} {ms}")
+    return lines + _device_status_lines(now)
+
+
+def _device_status_lines(now: datetime) -> list[str]:
+    """device_status as the API's status tracker writes it: all online a day ago, then SILENT offline."""
+    lines = []
+    for site, (agent, devices) in SITES.items():
+        for device, _ in devices:
+            lines.append(f"device_status,agent={agent},device={device},kind=meter,site={site} "
+                         f'online=true,reason="",error="" {int((now - timedelta(days=1)).timestamp() * 1000)}')
+            if device == SILENT:
+                error = "modbus: no answer from unit 4 (timeout 2.0 s)"
+                lines.append(f"device_status,agent={agent},device={device},kind=meter,site={site} "
+                             f'online=false,reason="agent reports device offline: {error}",error="{error}" '
+                             f"{int((now - timedelta(minutes=25)).timestamp() * 1000)}")
     return lines
 
 

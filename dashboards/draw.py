@@ -184,6 +184,7 @@ def table_rows(d: dict) -> tuple[list[str], list[list]]:
     """The panel's answer as Grafana's table: Time, tag columns, fields; then its transformations."""
     header: list[str] = []
     rows: list[dict] = []
+    refs: list[str | None] = []          # each row's query (refId), for transformations applied to one query
     for r in d["results"]:
         for s in r.get("series") or []:
             tags = s.get("tags") or {}
@@ -196,8 +197,17 @@ def table_rows(d: dict) -> tuple[list[str], list[list]]:
                 if isinstance(r_.get("Time"), (int, float)):
                     r_["Time"] = datetime.fromtimestamp(r_["Time"] / 1000, d["tz"])
                 rows.append(r_)
+                refs.append((r.get("target") or {}).get("refId"))
     for t in d["panel"].get("transformations") or []:
+        matcher = t.get("filter") or {}
+        if matcher.get("id") == "byRefId":      # Grafana's "Apply to": only that query's rows
+            picked = [i for i, ref in enumerate(refs) if ref == matcher.get("options")]
+            _, changed = _transform(t.get("id"), t.get("options") or {}, header, [rows[i] for i in picked], d["tz"])
+            for i, row in zip(picked, changed):       # organize: one row out per row in
+                rows[i] = {k: v for k, v in row.items() if v is not None}
+            continue
         header, rows = _transform(t.get("id"), t.get("options") or {}, header, rows, d["tz"])
+        refs = [None] * len(rows)
     sort = (d["panel"].get("options") or {}).get("sortBy") or []
     if sort and sort[0].get("displayName") in header:
         key = sort[0]["displayName"]

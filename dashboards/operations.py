@@ -126,7 +126,7 @@ def build(lang: str) -> dict:
                    Text("Readings dropped per interval because the outbox was full (queue.max_bytes).",
                         "送信待ちが上限（queue.max_bytes）に達して破棄された読み取り数（区間ごと）。"),
                    'non_negative_difference(max("dropped_readings_total")) AS "dropped"', UNIT_COUNT))
-               .with_panel(silent_devices_table(lang, DEVICE_MEASUREMENTS, SITE))
+               .with_panel(silent_devices_table(lang, DEVICE_MEASUREMENTS, SITE, span=24))
                .with_panel(completeness_table(lang, DEVICE_MEASUREMENTS, SITE))
                .with_panel(_completeness_by_site(lang))
                .with_panel(_ingest_lag(lang))

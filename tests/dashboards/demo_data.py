@@ -6,6 +6,8 @@ Two windows, today's last 24 h and the same 24 h one week earlier, one point a m
   through ``cloud.lineproto`` exactly as the ingest writes it;
 - agent health (kind ``agent``): ``edge-01`` (outbox growing over the last 15 min) and ``edge-02``
   (silent for the last 2 hours);
+- ``device_status`` as the API's status tracker writes it (cloud.status): every device online a day
+  ago; since ``pm-3`` went silent its agent reports it offline with an error, and ``edge-02`` is offline;
 - ``energy_slot`` (the energy domain's 30-minute consumption) for every meter;
 - ``hinode_ingest`` / ``hinode_ingest_dead_letters`` through ``cloud.ingest.health.health_lines``;
 - the CO2 and interchange boards' series (``dashboards.demo_greencity``: co2_slot, co2_input,
@@ -22,10 +24,12 @@ from cloud.config import InfluxConfig
 from cloud.influx import InfluxClient
 from cloud.ingest.health import health_lines
 from cloud.lineproto import envelope_to_lines
+from cloud.points import encode_points
+from cloud.status import device_status_points
 from dashboards.demo_charging import charging_lines
 from dashboards.demo_fleet import fleet_lines
 from dashboards.demo_greencity import greencity_lines
-from hinode.contract import Reading, TelemetryEnvelope
+from hinode.contract import AgentStatus, DeviceState, Reading, TelemetryEnvelope
 
 SITE = "hitachi-omika"
 AGENT = "edge-01"
@@ -34,6 +38,8 @@ METERS = ("pm-1", "pm-2", "pm-3")
 GAPPY_METER = "pm-2"
 SILENT_METER = "pm-3"
 SILENT_FOR_MS = 2 * 3600_000
+SILENT_METER_ERROR = "modbus: no answer from unit 3 (timeout 2.0 s)"
+SILENT_METER_REASON = f"agent reports device offline: {SILENT_METER_ERROR}"
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
@@ -104,6 +110,26 @@ def agent_lines(now_ms: int) -> list[str]:
     return lines
 
 
+def device_status_lines(now_ms: int) -> list[str]:
+    silent_since = now_ms - SILENT_FOR_MS
+    meters = {meter: "meter" for meter in METERS}
+
+    def status(agent: str, state: str, ts: int, offline: str = "") -> AgentStatus:
+        devices = [DeviceState(device=m, kind="meter", online=m != offline,
+                               error=SILENT_METER_ERROR if m == offline else "") for m in METERS]
+        return AgentStatus(site=SITE, agent=agent, state=state, ts=ts, devices=devices if agent == AGENT else [])
+
+    points = []
+    for agent in (AGENT, SILENT_AGENT):
+        points += device_status_points(SITE, agent, status(agent, "online", now_ms - DAY_MS),
+                                       meters if agent == AGENT else {}, now_ms - DAY_MS)
+    points += device_status_points(SITE, AGENT, status(AGENT, "online", silent_since, SILENT_METER), meters,
+                                   silent_since)
+    points += device_status_points(SITE, SILENT_AGENT, status(SILENT_AGENT, "offline", silent_since), {},
+                                   silent_since)
+    return encode_points(points)
+
+
 def energy_slot_lines(now_ms: int) -> list[str]:
     lines = []
     slot_ms = 30 * MINUTE_MS
@@ -133,6 +159,7 @@ def write_demo_data(influx_url: str, now_ms: int | None = None) -> int:
     """Write every series above; returns the number of lines written."""
     now_ms = now_ms or time.time_ns() // 1_000_000
     lines = meter_lines(now_ms) + agent_lines(now_ms) + energy_slot_lines(now_ms) + ingest_health_lines(now_ms)
+    lines += device_status_lines(now_ms)
     lines += charging_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
     lines += greencity_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
     lines += fleet_lines(datetime.fromtimestamp(now_ms / 1000, timezone.utc))
