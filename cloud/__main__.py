@@ -103,22 +103,28 @@ def _run_maybe_async(result) -> None:
         asyncio.run(result)
 
 
-def serve(config: CloudConfig, with_ingest: bool) -> int:
+def serve(config: CloudConfig, with_ingest: bool, source: str = "cloud.yaml") -> int:
     import uvicorn
 
     from cloud.api import create_app
-    from cloud.status import StatusTracker
+    from cloud.status import DeviceStatusWriter, StatusTracker
 
     ingest = None
     if with_ingest and config.ingest.enabled:
         from cloud.ingest import IngestService
         ingest = IngestService(config)
-    status = StatusTracker(config.mqtt)
+    if ingest is not None and config.mqtt.username and config.api.mqtt is None:
+        log.warning("%s: api.mqtt is not set, so the API sends commands as the ingest's identity %r, which the "
+                    "generated ACL does not allow: set api.mqtt (username, password_file, tls) to the API's "
+                    "identity, e.g. from clients/hinode-api/mqtt.yaml", source, config.mqtt.username)
+    # The status tracker is also the command sender: it must carry the API's identity, not the ingest's.
+    api_mqtt = config.api_mqtt()
+    status = StatusTracker(api_mqtt, device_status=DeviceStatusWriter(config.influx))
     dead_letters = None
     if config.api.dead_letters.enabled:
         from cloud.dead_letters import DeadLetterCollector, DeadLetterStore
         store = DeadLetterStore(config.api.dead_letters.resolved_path(), config.api.dead_letters.keep_per_reason)
-        dead_letters = DeadLetterCollector(config.mqtt, config.api.dead_letters, store)
+        dead_letters = DeadLetterCollector(api_mqtt, config.api.dead_letters, store)
     app = create_app(config, ingest=ingest, status=status, dead_letters=dead_letters, manage_services=True)
     log.info("serving on http://%s:%s (broker %s:%s, InfluxDB %s db %s, ingest %s)",
              config.api.host, config.api.port, config.mqtt.host, config.mqtt.port,
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         try:
-            return serve(config, with_ingest=not args.no_ingest)
+            return serve(config, with_ingest=not args.no_ingest, source=args.config or "(no --config)")
         except CloudConfigError as exc:  # e.g. api.auth scopes no module registered (checked in create_app)
             print(exc, file=sys.stderr)
             return 2

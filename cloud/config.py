@@ -30,6 +30,15 @@ class MqttTls(_Strict):
     insecure: bool = False
 
 
+def _read_password_file(self):
+    if self.password_file is not None and self.password is None:
+        try:
+            self.password = SecretStr(self.password_file.read_text().strip())
+        except OSError as exc:
+            raise ValueError(f"password_file: cannot read {str(self.password_file)!r}: {exc.strerror}") from None
+    return self
+
+
 class MqttConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
@@ -43,14 +52,18 @@ class MqttConfig(_Strict):
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     keepalive_s: int = Field(default=30, ge=5)
 
-    @model_validator(mode="after")
-    def _read_password_file(self) -> "MqttConfig":
-        if self.password_file is not None and self.password is None:
-            try:
-                self.password = SecretStr(self.password_file.read_text().strip())
-            except OSError as exc:
-                raise ValueError(f"password_file: cannot read {str(self.password_file)!r}: {exc.strerror}") from None
-        return self
+    _read_password_file = model_validator(mode="after")(_read_password_file)
+
+
+class ApiMqttIdentity(_Strict):
+    """The API's own MQTT identity (``api.mqtt``) when ``cloud serve`` also runs the ingest, whose
+    identity is ``mqtt``: the generated ACL lets only the API identity send commands."""
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = Field(default=None, description="read the password from this file (0600)")
+    tls: MqttTls | None = Field(default=None, description="default: mqtt.tls")
+
+    _read_password_file = model_validator(mode="after")(_read_password_file)
 
 
 class PersonalDataConfig(_Strict):
@@ -185,6 +198,8 @@ class ApiConfig(_Strict):
     offline_after_s: int = Field(default=30, ge=1, description="a device with no data for this long shows offline")
     auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
     dead_letters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    mqtt: ApiMqttIdentity | None = Field(default=None, description="the API's MQTT identity when the ingest runs "
+                                         "in the same process; unset: the mqtt identity")
 
     @model_validator(mode="after")
     def _auth_explicit_off_the_loopback(self) -> "ApiConfig":
@@ -229,6 +244,16 @@ class CloudConfig(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     # One section per domain (cloud/domains/<name>/config.py), checked against the domain's model.
     domains: dict[str, dict] = Field(default_factory=dict)
+
+    def api_mqtt(self) -> MqttConfig:
+        """What the API's own clients (status tracker and command sender, dead-letter reader) connect
+        with: ``mqtt`` with the identity of ``api.mqtt`` when that is set."""
+        identity = self.api.mqtt
+        if identity is None:
+            return self.mqtt
+        return self.mqtt.model_copy(update={"username": identity.username, "password": identity.password,
+                                            "password_file": identity.password_file,
+                                            "tls": identity.tls or self.mqtt.tls})
 
 
 def load_cloud_config(path: Path | str | None, *, check_domains: bool = True) -> CloudConfig:

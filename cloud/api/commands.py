@@ -1,10 +1,11 @@
 """Commands to edge agents: send one, list them, read one's outcome.
 
 ``POST /api/commands`` (scope ``commands:write``) builds a :class:`hinode.contract.Command`
-with a fresh id, publishes it at QoS 1 under the cloud's own MQTT identity (the only
-identities the generated ACL lets publish commands) and records it in InfluxDB
-(``hinode_command``). The agent answers on its result topic; the ingest stores every
-answer (``hinode_command_result``). ``GET /api/commands`` and ``GET /api/commands/{id}``
+with a fresh id, records it in InfluxDB (``hinode_command``) and publishes it at QoS 1
+under the API's MQTT identity (``api.mqtt``, else ``mqtt``; the only identity the generated
+ACL lets publish commands, so an ingest's credentials cannot drive any site's devices).
+The agent answers on its result topic; the ingest stores every answer
+(``hinode_command_result``). ``GET /api/commands`` and ``GET /api/commands/{id}``
 (scope ``commands:read``) join the two: who sent what, to which agent, when, and what
 became of it.
 

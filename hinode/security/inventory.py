@@ -7,8 +7,9 @@
       require_certificate: true          # clients must present a certificate signed by the CA
       use_identity_as_username: false    # true: the certificate CN is the username, no password
     cloud:
-      ingest_username: hinode-ingest     # the ingest (and the API status tracker in the same process)
-      api_username: hinode-api           # an API run with --no-ingest: reads agent status only
+      ingest_username: hinode-ingest     # the ingest: stores what agents send; never sends commands
+      api_username: hinode-api           # the API (cloud.yaml's api.mqtt next to an in-process ingest):
+                                         # reads agent status, the only identity that sends commands
       share_group: hinode-ingest
     sites:
       hitachi-omika: [edge-01, edge-02]

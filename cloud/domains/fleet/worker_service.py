@@ -108,7 +108,7 @@ class RunningFleet(FleetWorker):
 
     def __init__(self, config: FleetConfig, data: FleetData, app):
         cloud = app.state.config
-        super().__init__(config, cloud.mqtt, app.state.reader, tracker_factory(config, data),
+        super().__init__(config, cloud.api_mqtt(), app.state.reader, tracker_factory(config, data),
                          create_database=cloud.influx.create_database)
         self.zones = data.zones
         self.hubs = data.hubs
