@@ -110,7 +110,9 @@ def _map(lang: str) -> geomap.Panel:
             .layers([_zones_layer(lang), _vehicles_layer(lang)])
             .basemap(common_builders.MapLayerOptions().type("default").name(Text("Basemap", "背景地図")(lang)))
             .tooltip(geomap.TooltipOptions().mode(geomap_models.TooltipMode.DETAILS))
-            .unit(UNIT_PERCENT).thresholds(_battery_thresholds())
+            .thresholds(_battery_thresholds())
+            .override_by_name("battery", [model.DynamicConfigValue(id_val="unit", value=UNIT_PERCENT)])
+            .override_by_name("speed", [model.DynamicConfigValue(id_val="unit", value="velocitykmh")])
             .grid_pos(_at(0, 0, 16, 14)))
 
 

@@ -54,6 +54,7 @@ UNIT_RANGES: dict[str, tuple[float, float]] = {
     "masskg": (0, 100_000),              # kg-CO2 per slot or day (~160 kg, so grams fail)
     "masst": (0, 10_000),                # t-CO2 per month or year (~50 t, so kg fail)
     "currencyJPY": (0, 1_000_000_000),
+    "velocitykmh": (0, 60),              # e-scooters <= 20 km/h, walking-speed vehicles <= 6 km/h
 }
 # Columns that are coordinates, never the panel's measured quantity (a geomap's lat/lon).
 POSITION_COLUMNS = {"lat", "lon"}
