@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import Iterator
 
 import httpx
@@ -17,15 +16,15 @@ import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hinode import contract, services
+from tests.support.waiting import wait_until
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+    """True once ``predicate`` is; a not-yet answer (a null count, a missing key) is not an error."""
+    try:
+        return bool(wait_until(predicate, "condition", timeout=timeout))
+    except AssertionError:
+        return False
 
 
 @contextlib.contextmanager

@@ -63,7 +63,7 @@ client.connect("127.0.0.1", port, keepalive=5)
 client.loop_start()
 client.publish(contract.status_topic("plant-a", "edge-1"), status("online", True), qos=1, retain=True).wait_for_publish(5)
 print("published", flush=True)
-time.sleep(60)
+time.sleep(60)   # stay connected until the test kills us; the will fires then
 """
 
 

@@ -164,7 +164,7 @@ def test_board_shows_live_values_that_change_and_offline_devices(broker, influx,
             for step in range(9, 16):
                 plant.meter("press-01", step)
                 plant.meter("oven-01", step)
-                time.sleep(0.8)
+                time.sleep(0.8)        # the passage of time: press-02 stays silent past offline_after_s
             page.wait_for_selector('article[data-device="press-02"][data-online="false"]', timeout=5_000)
             assert page.text_content('article[data-device="press-02"] [data-role=reason]').startswith("no data for")
             assert page.get_attribute('article[data-device="press-01"]', "data-online") == "true"

@@ -29,7 +29,7 @@ def test_influx_outage_mid_stream_loses_nothing_and_holds_at_most_receive_maximu
         def produce():
             for seq in range(1, total + 1):
                 publisher.envelope(meter_envelope(seq, device=f"pm-{seq % 3}"))
-                time.sleep(0.01)
+                time.sleep(0.01)            # a paced producer, so the outage falls mid-stream
         producer = threading.Thread(target=produce)
         producer.start()
         wait_until(lambda: service.stats()["written_envelopes"] >= 40, 10, "the first envelopes stored")
@@ -40,14 +40,14 @@ def test_influx_outage_mid_stream_loses_nothing_and_holds_at_most_receive_maximu
             stats = service.stats()
             outstanding.append(stats["received"] - stats["acked"])
             assert not stats["influx_available"]
-            time.sleep(0.1)
+            time.sleep(0.1)                 # the outage kept open for 1.5 s while in-flight is sampled
         influx.start()
         producer.join(10)
         wait_until(lambda: sum(distinct_seqs(influx).values()) == total, 30, "every envelope stored")
         wait_until(lambda: service.stats()["acked"] == total, 10, "every message acked")
         stats = service.stats()
     publisher.close()
-    time.sleep(0.2)
+    time.sleep(0.2)                         # a negative check: no dead letter shows up late
     assert listener.snapshot() == []
     listener.close()
     assert distinct_seqs(influx) == {"pm-0": 100, "pm-1": 100, "pm-2": 100}
@@ -164,7 +164,7 @@ def test_broker_restart_mid_stream_loses_nothing_and_leaves_nothing_unacknowledg
     assert stats["mqtt_reconnects"] == 1 and stats["dead_letter_total"] == 0
     assert stats["acked"] >= total
     with running_ingest(config) as again:  # same client id: whatever was left unacked would come back now
-        time.sleep(1.0)
+        time.sleep(1.0)                     # a negative check: nothing left unacked is redelivered
         assert again.stats()["received"] == 0
 
 

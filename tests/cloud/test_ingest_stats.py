@@ -80,6 +80,6 @@ def test_rate_limited_log_suppresses_a_flood_and_says_so(caplog):
     for i in range(50):
         limited.warning("dead letter %d", i)
     assert [r.getMessage() for r in caplog.records] == ["dead letter 0", "dead letter 1", "dead letter 2"]
-    time.sleep(0.25)
+    time.sleep(0.25)                # the passage of time: the 0.2 s rate-limit interval ends
     limited.warning("dead letter %d", 99)
     assert caplog.records[-1].getMessage() == "dead letter 99 (47 similar lines suppressed)"

@@ -19,6 +19,7 @@ import yaml
 from hinode import services
 from hinode.services import ManagedProcess, free_port
 from tests.support.agent_proc import AgentProcess, write_site_config
+from tests.support.waiting import wait_until
 
 
 class Simulator:
@@ -132,18 +133,9 @@ class Pipeline:
         return {r["device"]: (r["n"], r["lo"], r["hi"]) for r in rows}
 
     def wait(self, predicate, what: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = predicate()
-                if last:
-                    return last
-            except (OSError, KeyError, IndexError, ValueError) as exc:
-                last = exc
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what} (last: {last!r}); cloud log tail:\n"
-                             + self.cloud.log_path.read_text(errors="replace")[-1500:])
+        """The predicate's first truthy answer; one not ready yet (null count, KeyError, ...) is not yet."""
+        return wait_until(predicate, what, timeout=timeout, interval=0.2, context=lambda: (
+            "; cloud log tail:\n" + self.cloud.log_path.read_text(errors="replace")[-1500:]))
 
     def devices(self) -> dict[str, dict]:
         data = self.api("/api/devices")

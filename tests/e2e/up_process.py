@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from hinode.services import free_port
+from tests.support import waiting
 
 REPO = Path(__file__).resolve().parents[2]
 METERS = {"--modbus-meters": 2, "--sunspec-meters": 1, "--opcua-meters": 1, "--chargers": 2}
@@ -123,14 +124,6 @@ def api_seqs(api_port: int, token: str) -> dict[str, dict]:
 
 
 def wait_until(condition, what: str, timeout: float, interval: float = 0.5):
-    """Poll ``condition()`` until it returns something true; errors while polling count as not yet."""
-    deadline, last_error = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except (OSError, ValueError, KeyError) as exc:
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout}s: {what}" + (f" (last error: {last_error!r})" if last_error else ""))
+    """Poll ``condition()`` until it returns something true; an answer that is not ready yet (a
+    service restarting, a null count, a device not listed yet) counts as not yet."""
+    return waiting.wait_until(condition, what, timeout=timeout, interval=interval)

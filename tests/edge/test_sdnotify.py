@@ -72,7 +72,7 @@ def test_the_watchdog_is_fed_only_while_the_loop_turns(manager_socket):
 
     async def turning_then_blocked():
         feeder = asyncio.create_task(notifier.watchdog())
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)             # the loop turns: the watchdog is fed
         time.sleep(1.0)                      # a hung call: the loop does not turn
         feeder.cancel()
 

@@ -45,7 +45,7 @@ def test_influxdb_restarted_during_a_stream_loses_nothing(rig):
     for restart in range(2):
         before = rig.stored_total()
         rig.influx.stop()
-        time.sleep(2.0)
+        time.sleep(2.0)                            # an outage kept open on purpose: the stream piles up
         rig.influx.start()
         wait_until(lambda: rig.stored_total() > before + 100, f"the backlog stored after InfluxDB restart {restart + 1}")
     assert "holding the batch" in rig.ingest.log_since_start()   # the ingest did see the outage

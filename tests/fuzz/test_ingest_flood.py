@@ -146,7 +146,7 @@ def stuck_ingest_report(ingest) -> str:
     mark = len(ingest.log_text())
     if ingest.proc.poll() is None:
         os.kill(ingest.pid, signal.SIGUSR1)
-        time.sleep(1.0)
+        time.sleep(1.0)             # a failure report only: time for the ingest to write its stacks
     text = ingest.log_text()
     return f"{text[max(0, mark - 1500):mark]}\n--- ingest threads on SIGUSR1 ---\n{text[mark:][-6000:]}"
 
@@ -237,7 +237,7 @@ def test_a_flood_of_mutated_payloads_is_stored_or_dead_lettered_with_flat_memory
             """Dead letters and stored points unchanged for 2 s (cheap), then the full accounting."""
             sample()
             mark = (letters.count, stored_count(influx))
-            time.sleep(2.0)
+            time.sleep(2.0)                 # a quiet window: nothing changing for 2 s is the condition
             sample()
             if letters.count < expected_dead or (letters.count, stored_count(influx)) != mark:
                 return None

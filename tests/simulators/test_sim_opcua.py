@@ -26,6 +26,15 @@ async def read_by_node_map(client: Client, device: str) -> dict[str, float]:
     return out
 
 
+async def read_until(node, accept, what: str, timeout: float = 5.0):
+    """The node's first data value ``accept`` takes, read every 50 ms."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not accept(value := await node.read_data_value()):
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what} (last: {value})"
+        await asyncio.sleep(0.05)
+    return value
+
+
 async def test_values_by_node_id_and_browse_path_match_the_simulator():
     async with OpcuaSimulator(meters=3, port=0, interval=60) as sim:
         assert sim.endpoint == f"opc.tcp://127.0.0.1:{sim.port}/hinode/"
@@ -56,20 +65,17 @@ async def test_freeze_stops_changes_and_bad_status_marks_one_device():
             volts2 = client.get_node(f"ns={ns};s=Meter02.VoltageL1")
 
             first = await volts1.read_data_value()
-            await asyncio.sleep(0.5)
-            second = await volts1.read_data_value()
-            assert second.SourceTimestamp > first.SourceTimestamp      # live: republished every interval
+            await read_until(volts1, lambda v: v.SourceTimestamp > first.SourceTimestamp, "a republished value")
 
             sim.freeze(True)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)        # a refresh already under way finishes writing before the frozen read
             frozen = await volts1.read_data_value()
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(0.6)        # a negative check: three refresh intervals pass without a change
             still = await volts1.read_data_value()
             assert still.Value.Value == frozen.Value.Value == sim.values("Meter01")["voltage_l1"]
             assert still.SourceTimestamp == frozen.SourceTimestamp
             sim.freeze(False)
-            await asyncio.sleep(0.6)
-            assert (await volts1.read_data_value()).SourceTimestamp > still.SourceTimestamp
+            await read_until(volts1, lambda v: v.SourceTimestamp > still.SourceTimestamp, "values live again")
 
             await sim.set_bad_status("Meter02", True)
             bad = await volts2.read_data_value(raise_on_bad_status=False)

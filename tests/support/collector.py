@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections import defaultdict
 
@@ -18,6 +17,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
 from hinode import contract
+from tests.support.waiting import wait_until
 
 
 class Collector:
@@ -46,15 +46,16 @@ class Collector:
             self.seqs[data["device"]].append(data["seq"])
 
     def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def holds():
             with self.lock:
-                if predicate(self):
-                    return
-            time.sleep(0.05)
-        with self.lock:
-            summary = {d: (len(s), max(s) if s else None) for d, s in self.seqs.items()}
-        raise AssertionError(f"timed out waiting for {what}; received (count, max seq) per device: {summary}")
+                return predicate(self)
+
+        def summary() -> str:
+            with self.lock:
+                per_device = {d: (len(s), max(s) if s else None) for d, s in self.seqs.items()}
+            return f"; received (count, max seq) per device: {per_device}"
+
+        wait_until(holds, what, timeout=timeout, context=summary)
 
     def missing(self, device: str, upto: int) -> list[int]:
         with self.lock:

@@ -24,6 +24,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from edge_agent.sources.base import SourceContext
+from tests.support.waiting import wait_until_async
 
 FC_READ = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 
@@ -262,11 +263,7 @@ class SourceRun:
         return [b for b in self.batches if b.device == device]
 
     async def wait_for(self, predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            await asyncio.sleep(0.01)
+        await wait_until_async(predicate, what, timeout=timeout, interval=0.01)
 
     async def __aexit__(self, *exc) -> None:
         await self.source.close()

@@ -63,6 +63,6 @@ async def test_a_missing_serial_port_is_a_counted_connect_error(tmp_path, source
     context = source_tools.context()
     async with source_tools.run(modbus.Source(config, context)) as run:
         await run.wait_for(lambda: context.errors[("bus1", "connect")] >= 3, 5, "connect errors")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)           # one loop turn (no time passes): a batch already queued reaches run
     assert not run.batches
     assert not context.devices["bus1"].online and "cannot connect to" in context.devices["bus1"].error

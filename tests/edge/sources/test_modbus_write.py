@@ -201,7 +201,7 @@ async def test_a_write_waits_for_the_link_when_it_arrives_before_the_connection(
     async with source_tools.run(modbus.Source(config, context)) as run:
         await run.wait_for(lambda: context.errors[("m1", "connect")] >= 1, 5, "a refused connection")
         pending = asyncio.create_task(run.source.handle_command(write("m1", "power_limit", 420), "m1"))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)           # one loop turn (no time passes): the command task starts and waits
         assert not pending.done()
         async with ModbusSimulator(meters=1, port=port, interval=0.05) as sim:
             outcome = await asyncio.wait_for(pending, 5)

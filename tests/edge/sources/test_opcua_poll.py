@@ -18,7 +18,7 @@ async def test_poll_reads_every_node_of_each_device_once_per_interval(peer):
     async with Run(section(peer.endpoint, mode="poll", poll_interval_s=0.2)) as run:
         await run.wait_for(lambda: len(run.of("M1")) >= 2 and len(run.of("M2")) >= 2, 5, "first polls")
         started, count = time.monotonic(), len(run.of("M1"))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)         # a rate window: the polls in 1 s are what is counted
         polls = len(run.of("M1")) - count
         assert 3 <= polls <= 7, f"{polls} polls in {time.monotonic() - started:.2f} s at 0.2 s"
         for device in ("M1", "M2"):

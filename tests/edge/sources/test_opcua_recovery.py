@@ -6,7 +6,7 @@ Telegraf #19186, node-opcua#1059); each test injects one into a real asyncua ser
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 import pytest
 
@@ -22,6 +22,11 @@ def fresh(run: Run, device: str, after: int) -> list:
     return run.values(device, "voltage_l1")[after:]
 
 
+def written_after(run: Run, device: str, since_ms: float) -> list:
+    """voltage_l1 readings the server wrote after ``since_ms`` (their source timestamp)."""
+    return [r for r in run.values(device, "voltage_l1") if r.ts > since_ms]
+
+
 @pytest.mark.parametrize("mode", ["subscribe", "poll"])
 async def test_server_restart_on_same_port_reconnects_and_renumbered_nodes_flow_again(peer, mode):
     async with Run(section(peer.endpoint, mode=mode)) as run:
@@ -30,8 +35,8 @@ async def test_server_restart_on_same_port_reconnects_and_renumbered_nodes_flow_
         await peer.stop()
         await run.wait_for(lambda: not run.online("M1") and not run.online("M2"), 3, "meters offline while down")
         assert run.context.devices["M1"].error.startswith("connection lost")
-        await asyncio.sleep(0.5)
-        assert run.errors("_source", "connect") >= 1          # refused attempts while the server is away
+        await run.wait_for(lambda: run.errors("_source", "connect") >= 1, 3,
+                           "a refused attempt while the server is away")
         seen = {d: len(run.values(d, "voltage_l1")) for d in ("M1", "M2")}
         # the restarted server registers other namespaces first: ours moves from index 2 to 4,
         # so the old NodeIds (ns=2;s=M1.VoltageL1) no longer exist there
@@ -52,10 +57,11 @@ async def test_watchdog_recreates_a_subscription_the_server_dropped_silently(pee
     async with Run(section(peer.endpoint, watchdog_s=1.0)) as run:
         await run.wait_for(lambda: len(run.values("M1", "voltage_l1")) >= 5, 5, "data flowing")
         assert await peer.drop_subscriptions() == 1
-        await asyncio.sleep(0.3)
-        stalled = len(run.values("M1", "voltage_l1"))
+        # values written after the drop reach the client only through a new subscription (the
+        # server stamps each write with this process's clock)
+        dropped_ms = time.time() * 1000
         await run.wait_for(lambda: run.errors("_source", "resubscribe") >= 1, 4, "the watchdog to resubscribe")
-        await run.wait_for(lambda: len(fresh(run, "M1", stalled)) >= 5 and len(fresh(run, "M2", stalled)) >= 5, 4,
+        await run.wait_for(lambda: all(len(written_after(run, d, dropped_ms)) >= 5 for d in ("M1", "M2")), 4,
                            "data after the resubscribe")
         assert run.errors("_source", "reconnect") == 0, "the session was fine; only the subscription was gone"
         assert run.online("M1") and run.online("M2")
@@ -65,7 +71,10 @@ async def test_watchdog_resubscribes_when_values_freeze_and_data_resumes(peer):
     async with Run(section(peer.endpoint, watchdog_s=1.0)) as run:
         await run.wait_for(lambda: len(run.values("M1", "voltage_l1")) >= 5, 5, "data flowing")
         peer.updating = False
-        await asyncio.sleep(0.3)
+        # the frozen values are in once energy_import (unique per update) shows the last one
+        last = {"voltage_l1": peer.value("M1", "VoltageL1"), "energy_import": peer.value("M1", "EnergyImport")}
+        await run.wait_for(lambda: all(run.values("M1", m)[-1].value == v for m, v in last.items()), 2,
+                           "the frozen values")
         frozen = len(run.values("M1", "voltage_l1"))
         await run.wait_for(lambda: run.errors("_source", "resubscribe") >= 1, 4, "the watchdog to resubscribe")
         # a re-created subscription sends every item's current value once

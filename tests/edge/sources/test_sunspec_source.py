@@ -151,7 +151,7 @@ async def test_a_reconnect_rediscovers_the_device(modbus_server, source_tools):
         before = len(run.batches)
         await peer.start()
         await run.wait_for(lambda: len(run.batches) >= before + 2, 5, "data after reconnect")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)           # one loop turn (no time passes): a batch already queued reaches run
     after = run.batches[before:]
     assert metrics(after[0])["manufacturer"] == "Second" and after[0].profile == "sunspec-201"
     assert metrics(after[-1])["current_total"] == 42.0 and metrics(after[-1])["frequency"] == 60.0
