@@ -89,7 +89,8 @@ def alert_rules(site_power_limits_w: dict[str, float] | None = None,
               f'GROUP BY time(10m), "site", "device" fill(0)', 86400, "lt", 1, "5m",
               "{{ $labels.site }}/{{ $labels.device }} sends no data",
               "No envelope in the current 10 minutes after data in the last 24 hours. The reason (agent offline, "
-              "source error) is in GET /api/devices?site={{ $labels.site }}."),
+              "source error) is on the Operations board's silent devices (device_status) and in "
+              "GET /api/devices?site={{ $labels.site }}."),
         _rule("hinode-outbox-growing", "Agent outbox growing",
               'SELECT last("queue_envelopes") - first("queue_envelopes") AS "growth" FROM "agent" '
               'WHERE $timeFilter GROUP BY "site", "device"', 900, "gt", outbox_growth, "15m",
