@@ -32,8 +32,9 @@ class Config(SourceConfigBase):
     min_interval_s: float = Field(default=5.0, gt=0, description="never poll more often than this")
     max_interval_s: float = Field(default=60.0, gt=0, description="poll at least this often whatever the ttl says")
     stale_after_s: float = Field(default=300.0, gt=0, description="last_updated older than this: the feed is stale")
-    keepalive_s: float = Field(default=60.0, gt=0,
-                               description="resend an unchanged vehicle this often (under the fleet's comms_lost_s)")
+    keepalive_s: float = Field(default=20.0, gt=0,
+                               description="resend an unchanged vehicle this often (under the cloud's "
+                                           "api.offline_after_s and the fleet's comms_lost_s)")
     timeout_s: float = Field(default=10.0, gt=0, description="per HTTP request")
     same_spot_m: float = Field(default=25.0, ge=0,
                                description="a new id this close to a vanished one is the same vehicle (id rotation)")

@@ -89,3 +89,16 @@ async def test_only_changed_vehicles_are_sent_plus_a_keepalive(gbfs_config, sour
                 ts = batch.readings[0].ts
                 assert ts > last_ts.get(batch.device, -1), "a keep-alive carries the newer feed time, never a repeat"
                 last_ts[batch.device] = ts
+
+
+def test_parked_partner_vehicles_stay_online_on_the_live_board():
+    """A bug seen under `hinode up`: the partner's parked scooters flapped offline on the live board.
+
+    An unchanged vehicle was resent every 60 s while the cloud calls a device offline after 30 s
+    without data, so 7 of 12 parked GBFS vehicles showed "no data for 47 s".
+    """
+    from cloud.config import ApiConfig
+    from edge_agent.sources.gbfs.config import Config
+
+    keepalive_s = Config(type="gbfs", name="partner", url="http://127.0.0.1:1/gbfs.json").keepalive_s
+    assert keepalive_s < ApiConfig().offline_after_s
