@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builders, stat, table, timeseries
 from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.common import (
     DATASOURCE, DEVICE_MEASUREMENTS, INGEST_LAG_BAD_S, INGEST_LAG_WARN_S, OFFLINE_AFTER, UNIT_COUNT, UNIT_PERCENT,
@@ -101,8 +102,13 @@ def _completeness_by_site(lang: str) -> table.Panel:
                               "拠点の全機器：受信した seq の数 / 期待される seq の数（期間内）。")(lang))
             .datasource(DATASOURCE).with_target(InfluxQL(query).table())
             .with_transformation(transformation("organize", {"excludeByName": {"Time": True}}))
-            .unit(UNIT_PERCENT).decimals(2).thresholds(completeness_thresholds())
-            .height(8).span(8))
+            .override_by_name("completeness", [
+                model.DynamicConfigValue(id_val="unit", value=UNIT_PERCENT),
+                model.DynamicConfigValue(id_val="decimals", value=2),
+                model.DynamicConfigValue(id_val="custom.cellOptions",
+                                         value={"type": common_models.TableCellDisplayMode.COLOR_BACKGROUND.value}),
+            ])
+            .thresholds(completeness_thresholds()).height(8).span(8))
 
 
 def build(lang: str) -> dict:
