@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builders, stat, table, timeseries
 from grafana_foundation_sdk.models import common as common_models
-from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.common import (
-    DATASOURCE, DEVICE_MEASUREMENTS, INGEST_LAG_BAD_S, INGEST_LAG_WARN_S, OFFLINE_AFTER, UNIT_COUNT, UNIT_PERCENT,
+    DATASOURCE, DEVICE_MEASUREMENTS, INGEST_LAG_BAD_S, INGEST_LAG_WARN_S, OFFLINE_AFTER, UNIT_COUNT,
     UNIT_SECONDS, InfluxQL, Text, board, completeness_thresholds, constant_variable, site_variable, thresholds,
     transformation, to_json,
 )
-from dashboards.panels import completeness_table, silent_devices_table
+from dashboards.panels import completeness_cells, completeness_table, silent_devices_table
 
 BASE_UID = "hinode-operations"
 
@@ -102,12 +101,7 @@ def _completeness_by_site(lang: str) -> table.Panel:
                               "拠点の全機器：受信した seq の数 / 期待される seq の数（期間内）。")(lang))
             .datasource(DATASOURCE).with_target(InfluxQL(query).table())
             .with_transformation(transformation("organize", {"excludeByName": {"Time": True}}))
-            .override_by_name("completeness", [
-                model.DynamicConfigValue(id_val="unit", value=UNIT_PERCENT),
-                model.DynamicConfigValue(id_val="decimals", value=2),
-                model.DynamicConfigValue(id_val="custom.cellOptions",
-                                         value={"type": common_models.TableCellDisplayMode.COLOR_BACKGROUND.value}),
-            ])
+            .override_by_name("completeness", completeness_cells(decimals=2))
             .thresholds(completeness_thresholds()).height(8).span(8))
 
 

@@ -21,6 +21,14 @@ def completeness_query(measurement: str, site_condition: str, group_by: str = '"
             f'WHERE {site_condition} AND $timeFilter GROUP BY {group_by}) GROUP BY {group_by}')
 
 
+def completeness_cells(decimals: int) -> list[model.DynamicConfigValue]:
+    """A completeness column in %, its cell coloured by the panel's completeness thresholds."""
+    return [model.DynamicConfigValue(id_val="unit", value=UNIT_PERCENT),
+            model.DynamicConfigValue(id_val="decimals", value=decimals),
+            model.DynamicConfigValue(id_val="custom.cellOptions",
+                                     value={"type": common_models.TableCellDisplayMode.COLOR_BACKGROUND.value})]
+
+
 def completeness_table(lang: str, measurement: str, site_condition: str) -> table.Panel:
     return (table.Panel().title(Text("Data completeness per device", "機器別データ完全性")(lang))
             .description(Text("count(distinct(seq)) against max(seq) − min(seq) + 1 over the range; "
@@ -29,12 +37,7 @@ def completeness_table(lang: str, measurement: str, site_condition: str) -> tabl
             .datasource(DATASOURCE).with_target(InfluxQL(completeness_query(measurement, site_condition)).table())
             .with_transformation(transformation("organize", {"excludeByName": {"Time": True}}))
             .sort_by([common_builders.TableSortByFieldState().display_name("completeness")])
-            .override_by_name("completeness", [
-                model.DynamicConfigValue(id_val="unit", value=UNIT_PERCENT),
-                model.DynamicConfigValue(id_val="decimals", value=1),
-                model.DynamicConfigValue(id_val="custom.cellOptions",
-                                         value={"type": common_models.TableCellDisplayMode.COLOR_BACKGROUND.value}),
-            ])
+            .override_by_name("completeness", completeness_cells(decimals=1))
             .thresholds(completeness_thresholds()).height(8).span(8))
 
 

@@ -14,7 +14,7 @@ from cloud.config import CloudConfig
 from cloud.status import StatusTracker
 from hinode import contract, services
 from cloud.ingest.records import catalog_lines
-from tests.cloud.test_api_kit import publish_retained, serve_app, wait_for, write_lines
+from tests.cloud.test_api_kit import get_json as get, publish_retained, serve_app, wait_for, write_lines
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,12 +105,6 @@ def stack(tmp_path_factory):
     tracker.stop()
     broker.stop()
     influx.stop()
-
-
-def get(client, path, **params):
-    response = client.get(path, params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_health_and_openapi_docs(stack):

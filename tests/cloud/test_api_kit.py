@@ -27,6 +27,13 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
         return False
 
 
+def get_json(client, path, **params):
+    """GET ``path`` on an httpx client; asserts 200 and returns the JSON."""
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 @contextlib.contextmanager
 def serve_app(app) -> Iterator[str]:
     """Run ``app`` (lifespan included) in uvicorn on a free loopback port; yields its base URL."""

@@ -4,10 +4,8 @@ counter continues the backfilled history without a reset."""
 
 from __future__ import annotations
 
-import random
 import subprocess
 import sys
-import threading
 import time
 
 import polars as pl
@@ -16,11 +14,11 @@ import pytest
 from cloud.config import InfluxConfig
 from cloud.domains.energy import service
 from cloud.influx import InfluxClient
-from hinode.backoff import Backoff
 from hinode.services import ManagedProcess, free_port
 from hinode.up_backfill import backfill
 from simulators.greencity import model
 from simulators.greencity.live import GreenCityPublisher
+from tests.support.paho_backoff import assert_paho_waits_the_backoff
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -85,25 +83,4 @@ def test_sme_sites_publish_counters_that_continue_the_history(broker, influx, in
 
 def test_a_site_that_cannot_reach_the_broker_waits_the_helpers_jittered_delays():
     (agent,) = GreenCityPublisher(port=free_port(), sites=("sme-food",)).agents      # nobody listens there
-    agent.reconnect.backoff = Backoff(0.2, 0.8, random=random.Random(5))
-    expected = Backoff(0.2, 0.8, random=random.Random(5))
-    attempts: list[float] = []
-    done = threading.Event()
-    on_fail = agent.client.on_connect_fail
-
-    def record(client, userdata):
-        attempts.append(time.monotonic())
-        if len(attempts) == 6:
-            done.set()
-        on_fail(client, userdata)
-
-    agent.client.on_connect_fail = record
-    agent.start()
-    try:
-        assert done.wait(20), f"only {len(attempts)} connection attempts"
-    finally:
-        agent.stop()
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
-    delays = [expected.next() for _ in gaps]      # 0.1..0.2, 0.2..0.4, 0.4..0.8, 0.4..0.8, 0.4..0.8
-    for gap, delay in zip(gaps, delays):
-        assert delay - 0.02 <= gap <= delay + 0.3, (gaps, delays)
+    assert_paho_waits_the_backoff(agent.client, agent.reconnect, agent.start, agent.stop)
