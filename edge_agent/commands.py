@@ -140,6 +140,15 @@ class Target:
     device: str | None
 
 
+def _duplicate_message(previous: str) -> str:
+    """What a repeated id is answered: an operator reads it next to the command's outcome."""
+    if previous == CommandStatus.DONE:
+        return "duplicate id: executed once already, not repeated"
+    if previous == CommandStatus.ACCEPTED:
+        return "duplicate id: being executed, not started again"
+    return f"duplicate id: already answered {previous}, not repeated"
+
+
 class CommandProcessor:
     def __init__(self, site: str, agent: str, ledger: CommandLedger, resolve: Callable[[str], Target | None],
                  timeout_s: float):
@@ -180,8 +189,7 @@ class CommandProcessor:
             self.counts["duplicate"] += 1
             log.info("command %s (%s) seen before (%s): not executed again", command.id, command.name, previous)
             if not await self.ledger.result_queued(command.id):   # delivered: say it once more
-                await self._queue(command, command.id, CommandStatus(previous),
-                                  "duplicate id: executed once already, not repeated")
+                await self._queue(command, command.id, CommandStatus(previous), _duplicate_message(previous))
             return
         if now_ms() > command.expires_ts:
             late_s = (now_ms() - command.expires_ts) / 1000
