@@ -148,7 +148,7 @@ class VehicleLink:
             loop.call_soon_threadsafe(fn, *args)
 
     def _on_socket_open(self, client, userdata, sock) -> None:
-        self._soon(self.loop.add_reader, sock, self._readable, sock)
+        self._soon(self._watch, self.loop.add_reader, sock, self._readable, sock)
 
     def _on_socket_close(self, client, userdata, sock) -> None:
         self._soon(self._forget_socket, sock)
@@ -161,7 +161,17 @@ class VehicleLink:
                 pass
 
     def _on_register_write(self, client, userdata, sock) -> None:
-        self._soon(self.loop.add_writer, sock, self.client.loop_write)
+        self._soon(self._watch, self.loop.add_writer, sock, self.client.loop_write)
+
+    def _watch(self, add, sock, *args) -> None:
+        """``add`` (add_reader/add_writer) unless the socket closed before the loop got to it: paho
+        runs its hooks on the connecting thread, and a refused TLS connection closes at once."""
+        if sock.fileno() < 0 or self.client.socket() is not sock:
+            return
+        try:
+            add(sock, *args)
+        except (ValueError, OSError):
+            pass
 
     def _on_unregister_write(self, client, userdata, sock) -> None:
         self._soon(self._remove_writer, sock)

@@ -262,3 +262,17 @@ async def test_with_a_bundles_clients_directory_each_vehicle_also_presents_its_c
     finally:
         await without.stop()
         await ingest.close()
+
+
+async def test_a_socket_closed_before_the_loop_watches_it_is_skipped_not_an_error():
+    """Seen in CI: a refused TLS handshake closed the socket on the connecting thread before the
+    loop ran the add_writer paho had asked for, and the loop raised "Invalid file descriptor: -1"."""
+    import socket
+
+    link = VehicleLink(FLEET, "sc-001", "scooter", "127.0.0.1", services.free_port(), SeqStore(None, FLEET))
+    link.loop = asyncio.get_running_loop()
+    closed = socket.socket()
+    closed.close()
+    # on the loop's own thread the hooks run at once: neither may raise
+    link._on_register_write(link.client, None, closed)
+    link._on_socket_open(link.client, None, closed)
