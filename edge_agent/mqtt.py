@@ -237,16 +237,27 @@ class MqttLink:
     def _on_socket_open(self, client, userdata, sock) -> None:
         # Called from the connect worker thread.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if sock.family != socket.AF_UNIX else None
-        self._loop.call_soon_threadsafe(self._loop.add_reader, sock, self._read)
+        self._loop.call_soon_threadsafe(self._watch, self._loop.add_reader, sock, self._read)
 
     def _on_socket_close(self, client, userdata, sock) -> None:
         self._call_in_loop(self._remove, sock)
 
     def _on_register_write(self, client, userdata, sock) -> None:
-        self._call_in_loop(self._loop.add_writer, sock, self._write)
+        self._call_in_loop(self._watch, self._loop.add_writer, sock, self._write)
 
     def _on_unregister_write(self, client, userdata, sock) -> None:
         self._call_in_loop(self._loop.remove_writer, sock)
+
+    def _watch(self, add, sock, callback) -> None:
+        """``add`` (add_reader/add_writer) unless the socket closed before the loop got to it: paho runs
+        its hooks on the connect thread, and a broker that refuses the client certificate (TLS 1.3
+        reports it after the handshake) closes the socket there at once."""
+        if sock.fileno() < 0 or self.client.socket() is not sock:
+            return
+        try:
+            add(sock, callback)
+        except (ValueError, OSError):
+            pass
 
     def _call_in_loop(self, fn, *args) -> None:
         try:
