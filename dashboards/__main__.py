@@ -34,8 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="push an exported DIR to a running Grafana")
     deploy.add_argument("dir", type=Path)
     deploy.add_argument("--url", required=True, help="Grafana base URL")
-    deploy.add_argument("--token-env", default="GRAFANA_TOKEN", metavar="VAR",
-                        help="environment variable holding a Grafana service-account token")
+    token = deploy.add_mutually_exclusive_group()
+    token.add_argument("--token-env", default="GRAFANA_TOKEN", metavar="VAR",
+                       help="environment variable holding a Grafana service-account token (default GRAFANA_TOKEN)")
+    token.add_argument("--token", default=None, help="the token itself; other users of this machine can read it "
+                       "in the process list, so prefer --token-env")
     return parser
 
 
@@ -61,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             print(path)
         return 0
-    token = os.environ.get(args.token_env)
+    token = args.token or os.environ.get(args.token_env)
+    if args.token:
+        print("warning: --token is visible to other users in the process list; prefer --token-env", file=sys.stderr)
     if not token:
         print(f"set {args.token_env} to a Grafana service-account token", file=sys.stderr)
         return 2

@@ -180,6 +180,11 @@ def test_hinode_dashboards_export_then_deploy(tmp_path, monkeypatch, capsys):
         out = capsys.readouterr()
     assert first["changed"] > 0 and json.loads(out.out)["changed"] == 0
     assert TOKEN not in out.out + out.err
+    with FakeGrafana(TOKEN) as grafana:      # the form, --token, works too, with a warning
+        monkeypatch.delenv("HINODE_TEST_GRAFANA_TOKEN")
+        assert main(["dashboards", "deploy", str(tmp_path / "out"), "--url", grafana.url, "--token", TOKEN]) == 0
+        out = capsys.readouterr()
+    assert json.loads(out.out)["changed"] > 0 and "prefer --token-env" in out.err and TOKEN not in out.err
 
 
 def test_a_refused_write_names_the_object_status_and_grafanas_message(export_dir):
