@@ -22,5 +22,13 @@ def test_a_socket_closed_before_the_loop_watches_it_is_skipped_not_an_error():
         closed.close()
         link._on_register_write(link.client, None, closed)        # on the loop's thread: runs at once
         link._watch(link._loop.add_reader, closed, link._read)    # what _on_socket_open schedules
+        # an open socket that is no longer the client's (replaced by a reconnect) is not watched either
+        stale = socket.socket()
+        try:
+            link._on_register_write(link.client, None, stale)
+            link._watch(link._loop.add_reader, stale, link._read)
+            assert link._loop.remove_writer(stale) is False and link._loop.remove_reader(stale) is False
+        finally:
+            stale.close()
 
     asyncio.run(hooks_on_a_closed_socket())

@@ -276,3 +276,11 @@ async def test_a_socket_closed_before_the_loop_watches_it_is_skipped_not_an_erro
     # on the loop's own thread the hooks run at once: neither may raise
     link._on_register_write(link.client, None, closed)
     link._on_socket_open(link.client, None, closed)
+    # an open socket that is not the client's (replaced by a reconnect) is not watched either
+    stale = socket.socket()
+    try:
+        link._on_register_write(link.client, None, stale)
+        link._on_socket_open(link.client, None, stale)
+        assert link.loop.remove_writer(stale) is False and link.loop.remove_reader(stale) is False
+    finally:
+        stale.close()
