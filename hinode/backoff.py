@@ -65,9 +65,9 @@ class Backoff:
 
     def next(self) -> float:
         """The delay to wait now, in seconds; each call counts as one more attempt."""
-        self._ceiling = self.initial_s if self._attempts == 0 else min(self._ceiling * self.factor, self.max_s)
         self._attempts += 1
-        return self._ceiling * (1.0 - self.jitter * self._random.random())
+        self._ceiling = self.ceiling_for(self._attempts)
+        return self._jittered(self._ceiling)
 
     def reset(self) -> None:
         """After a success: the next delay starts again from ``initial_s``."""
@@ -85,7 +85,10 @@ class Backoff:
 
     def delay_for(self, attempt: int) -> float:
         """The jittered delay after the ``attempt``-th failure; unlike ``next()`` it counts nothing."""
-        return self.ceiling_for(attempt) * (1.0 - self.jitter * self._random.random())
+        return self._jittered(self.ceiling_for(attempt))
+
+    def _jittered(self, ceiling: float) -> float:
+        return ceiling * (1.0 - self.jitter * self._random.random())
 
     def __repr__(self) -> str:
         return (f"Backoff(initial_s={self.initial_s}, max_s={self.max_s}, factor={self.factor}, "
