@@ -92,7 +92,9 @@ class IngestService:
         self._queue = InboundBuffer(ingest.queue_max_messages)
         self._closing = threading.Event()       # no new messages; drain the queue
         self._give_up = threading.Event()       # stop retrying; leave the rest unacknowledged
-        self._ready = threading.Event()          # connected and subscribed
+        self._ready = threading.Event()          # connected and subscribed to every filter
+        self._subacks_awaited = 0
+        self._subscription_refused = False
         self._reconnects = 0
         self._pending_dead_letters: list[tuple[PublishHandle, Inbound]] = []
         self._dead_letter_log = RateLimitedLog(log)
@@ -124,6 +126,10 @@ class IngestService:
 
     def _on_connect(self, session_present: bool, generation: int) -> None:
         topics = [contract.shared(self.config.mqtt.share_group, f) for f in contract.INGEST_FILTERS]
+        # one SUBSCRIBE (and SUBACK) per filter: ready, and the heartbeat that releases the agents' outboxes,
+        # only once the broker granted every one (catalogs and command results once fell in the gap)
+        self._subacks_awaited = len(topics)
+        self._subscription_refused = False
         for topic in topics:
             self.link.subscribe(topic, qos=1)
         topic = ", ".join(topics)
@@ -139,8 +145,12 @@ class IngestService:
 
     def _on_subscribe(self, reason_codes: list[int]) -> None:
         failed = [code for code in reason_codes if code >= 0x80]
+        self._subacks_awaited -= 1
         if failed:
+            self._subscription_refused = True
             log.error("MQTT broker refused the telemetry subscription: %s", reason_text(failed[0]))
+            return
+        if self._subacks_awaited > 0 or self._subscription_refused:
             return
         self._ready.set()
         self._send_heartbeat()
