@@ -117,6 +117,7 @@ class DeadLetterCollector:
         client.on_disconnect = self._on_disconnect
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
         self.connected = threading.Event()
 
@@ -138,6 +139,14 @@ class DeadLetterCollector:
             return
         self._reconnect.reset()
         client.subscribe(contract.DEAD_LETTER_FILTER, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # "connected" means subscribed: a letter published before the SUBACK has no subscriber and is dropped
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("dead-letter collector: the broker refused the subscription to %s (%s); check the ACL "
+                      "of the API's MQTT identity", contract.DEAD_LETTER_FILTER, ", ".join(refused))
+            return
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

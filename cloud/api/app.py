@@ -155,7 +155,7 @@ def _add_operational_routes(app: FastAPI) -> None:
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: broker and InfluxDB reachable")
+    @app.get("/readyz", tags=["operations"], summary="Readiness: InfluxDB reachable, broker connected, in-process subscriptions granted")
     async def readyz(request: Request) -> JSONResponse:
         state = request.app.state
         try:
@@ -167,6 +167,14 @@ def _add_operational_routes(app: FastAPI) -> None:
         if state.status is not None:
             connected = state.status.broker_connected
             checks["broker"] = {"ok": connected, "detail": "connected" if connected else "not connected to the MQTT broker"}
+        if state.ingest is not None:       # the in-process ingest: ready once the broker granted every filter
+            subscribed = state.ingest.wait_ready(0)
+            checks["ingest"] = {"ok": subscribed, "detail": "subscribed" if subscribed
+                                else "not yet subscribed to every telemetry filter"}
+        if state.dead_letters is not None:
+            subscribed = state.dead_letters.connected.is_set()
+            checks["dead_letters"] = {"ok": subscribed, "detail": "subscribed" if subscribed
+                                      else "the dead-letter collector is not subscribed yet"}
         not_ready = sorted(name for name, check in checks.items() if not check["ok"])
         body = {"status": "not ready" if not_ready else "ready", "not_ready": not_ready, "checks": checks}
         return JSONResponse(body, status_code=503 if not_ready else 200)

@@ -19,6 +19,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from cloud.config import CloudConfig, CloudConfigError
 from cloud.influx import redact_url
@@ -50,9 +51,10 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
         log.info("ingest started: MQTT %s:%d (client id %s, share group %s) -> InfluxDB %s database %s",
                  config.mqtt.host, config.mqtt.port, config.mqtt.client_id, config.mqtt.share_group,
                  redact_url(config.influx.url), config.influx.database)
-        notifier = SystemdNotifier()      # Type=notify units: ready now; fed while both threads run
-        notifier.ready(f"MQTT {config.mqtt.host}:{config.mqtt.port} -> {config.influx.database}")
+        notifier = SystemdNotifier()      # Type=notify units: ready once subscribed; fed while both threads run
         feed_every = min(1.0, notifier.watchdog_s / 2) if notifier.watchdog_s else 1.0
+        _wait_subscribed(service, notifier, stop, feed_every)
+        notifier.ready(f"MQTT {config.mqtt.host}:{config.mqtt.port} -> {config.influx.database}")
         while not stop.wait(feed_every):
             if notifier.watchdog_s and service.threads_alive():
                 notifier.notify("WATCHDOG=1")
@@ -68,6 +70,25 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
         stats = service.stats()
         log.info("ingest stopped: received %d, stored %d envelopes, dead-lettered %d",
                  stats["received"], stats["written_envelopes"], stats["dead_letter_total"])
+
+
+READY_WAIT_S = 30.0      # then READY=1 anyway, well inside systemd's TimeoutStartSec (90 s by default)
+
+
+def _wait_subscribed(service: IngestService, notifier: SystemdNotifier, stop: threading.Event,
+                     feed_every: float) -> None:
+    """Until the broker granted every filter (at most READY_WAIT_S): what READY=1 promises the unit's dependents.
+
+    A broker still down after that does not fail the unit; the ingest goes on reconnecting, as `/metrics`
+    (``hinode_ingest_mqtt_subscribed``) and the log show.
+    """
+    deadline = time.monotonic() + READY_WAIT_S
+    while not service.wait_ready(feed_every) and not stop.is_set() and time.monotonic() < deadline:
+        if notifier.watchdog_s and service.threads_alive():
+            notifier.notify("WATCHDOG=1")
+    if not service.wait_ready(0) and not stop.is_set():
+        log.warning("not subscribed to the telemetry filters after %.0f s; going on, still reconnecting",
+                    READY_WAIT_S)
 
 
 def serve_metrics(config: CloudConfig, service: IngestService) -> MetricsHTTPServer | None:

@@ -133,7 +133,7 @@ class IngestService:
         for topic in topics:
             self.link.subscribe(topic, qos=1)
         topic = ", ".join(topics)
-        log.info("connected to MQTT %s:%d as %s (session present: %s), subscribed to %s",
+        log.info("connected to MQTT %s:%d as %s (session present: %s); subscribing to %s",
                  self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.client_id,
                  session_present, topic)
 
@@ -152,6 +152,8 @@ class IngestService:
             return
         if self._subacks_awaited > 0 or self._subscription_refused:
             return
+        log.info("subscribed to %s", ", ".join(contract.shared(self.config.mqtt.share_group, f)
+                                                for f in contract.INGEST_FILTERS))
         self._ready.set()
         self._send_heartbeat()
 

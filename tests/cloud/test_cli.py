@@ -143,7 +143,7 @@ def test_serve_runs_ingest_api_and_board_end_to_end(tmp_path, broker, influx):
     base = f"http://127.0.0.1:{port}"
     try:
         assert poll(lambda: httpx.get(f"{base}/readyz").status_code == 200), "API never became ready"
-        cloud.wait_for_log(INGEST_SUBSCRIPTION)  # from now on nothing published gets lost
+        cloud.wait_for_log("subscribed to " + INGEST_SUBSCRIPTION)  # from now on nothing published gets lost
         # seq 1..3 and 5..6: envelope 4 never sent
         publish(broker.port, "plant-a", "edge-1", range(1, 4), 1000.0)
         publish(broker.port, "plant-a", "edge-1", range(5, 7), 2000.0)
@@ -175,7 +175,7 @@ def test_ingest_command_stores_telemetry_and_stops_on_sigterm(tmp_path, broker, 
     cloud = CloudProcess("ingest", "--config", secret_config(tmp_path, broker.port), "--influx-url", influx.url,
                          "--database", "other_db")
     try:
-        cloud.wait_for_log(INGEST_SUBSCRIPTION)
+        cloud.wait_for_log("subscribed to " + INGEST_SUBSCRIPTION)
         publish(broker.port, "plant-b", "edge-9", range(1, 3), 500.0)
 
         def stored():

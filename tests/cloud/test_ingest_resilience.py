@@ -149,7 +149,9 @@ def test_broker_restart_mid_stream_loses_nothing_and_leaves_nothing_unacknowledg
         wait_until(lambda: service.stats()["received"] >= 50, 10, "half the first part received")
         broker.stop()  # the session (with unacknowledged messages) is saved to the broker's persistence file
         broker.start()
-        wait_until(lambda: service.stats()["mqtt_subscribed"], 15, "the ingest reconnected")
+        # (mqtt_subscribed alone may still be the old connection's, read before the loss is noticed)
+        wait_until(lambda: (s := service.stats())["mqtt_reconnects"] >= 1 and s["mqtt_subscribed"], 15,
+                   "the ingest reconnected and subscribed again")
         wait_until(publisher.client.is_connected, 15, "the publisher reconnected")
         infos = [publisher.envelope(meter_envelope(seq)) for seq in range(101, total + 1)]
         for info in infos:
