@@ -26,7 +26,6 @@ from edge_agent.config import SiteConfig
 from edge_agent.sources.base import wait_event
 
 log = logging.getLogger("edge_agent.mqtt")
-NO_MATCHING_SUBSCRIBERS = 0x10     # MQTT 5 PUBACK reason code
 STABLE_CONNECTION_S = 10.0
 
 
@@ -223,7 +222,7 @@ class MqttLink:
             self.on_command(msg.topic, msg.payload)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        if reason_code.value == NO_MATCHING_SUBSCRIBERS and self.on_unrouted is not None:
+        if reason_code.value == contract.NO_MATCHING_SUBSCRIBERS and self.on_unrouted is not None:
             # The broker took it and handed it to nobody (paho counts that a success). Seen when
             # Mosquitto restored an ingest's session without its shared subscription: the
             # heartbeat gate was open, the data went nowhere. Hold everything until an ingest is

@@ -165,6 +165,9 @@ def command_filter(site: str, agent: str) -> str:
 # Mosquitto 2.0 restores sessions but not shared subscriptions, so telemetry published
 # before the ingest has re-subscribed would be accepted (PUBACK) and then discarded.
 INGEST_HEARTBEAT_TOPIC = f"{TOPIC_ROOT}/_ingest/heartbeat"
+# The MQTT 5 PUBACK reason a publisher gets for a message the broker took and handed to nobody (paho
+# counts it a success): publishers keep that message and wait for the heartbeat again.
+NO_MATCHING_SUBSCRIBERS = 0x10
 TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/+/telemetry"
 PERSONAL_FILTER = f"{TOPIC_ROOT}/+/+/personal"
 CATALOG_FILTER = f"{TOPIC_ROOT}/+/+/catalog"

@@ -130,7 +130,7 @@ class VehicleLink:
         self.last_heartbeat = 0.0
         self.next_attempt = 0.0
         self.backoff = Backoff(RECONNECT_INITIAL_S, RECONNECT_MAX_S)
-        self.counts = collections.Counter()       # published, refused, dropped_fixes, connects, drops
+        self.counts = collections.Counter()       # published, refused, unrouted, dropped_fixes, connects, drops
 
     # ------------------------------------------------------------------ paho socket hooks
     def _soon(self, fn, *args) -> None:
@@ -218,6 +218,12 @@ class VehicleLink:
     def _on_publish(self, client, userdata, mid, reason_code, properties=None) -> None:
         seq = self.inflight.pop(mid, None)
         if seq is None:
+            return
+        if reason_code.value == contract.NO_MATCHING_SUBSCRIBERS:
+            # taken and handed to nobody (paho calls it a success), as the edge agent treats it: the envelope
+            # stays in the outbox and waits, with everything after it, until an ingest is heard again
+            self.counts["unrouted"] += 1
+            self.last_heartbeat = 0.0
             return
         if reason_code.is_failure:                 # the ACL refused it: sending it again cannot help
             self.counts["refused"] += 1

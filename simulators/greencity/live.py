@@ -46,6 +46,7 @@ class SiteAgent:
         self.client.will_set(contract.status_topic(spec.id, spec.agent), self._status("offline"), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
         self.reconnect = PahoReconnect(self.client, RECONNECT_INITIAL_S, RECONNECT_MAX_S)
         self.client.on_connect_fail = lambda client, userdata: self.reconnect.before_wait(client)
         self.client.on_disconnect = lambda client, *_: self.reconnect.before_wait(client)
@@ -57,6 +58,7 @@ class SiteAgent:
         self.catalog_sent = 0.0
         self.backlog: collections.deque[TelemetryEnvelope] = collections.deque(maxlen=BACKLOG)
         self.published = 0
+        self.unrouted = 0
 
     def _status(self, state: str) -> bytes:
         devices = ([DeviceState(device=self.device.device, kind=DeviceKind.METER, online=True)]
@@ -87,6 +89,17 @@ class SiteAgent:
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == contract.INGEST_HEARTBEAT_TOPIC:
             self.last_heartbeat = time.monotonic()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties=None) -> None:
+        if reason_code.value != contract.NO_MATCHING_SUBSCRIBERS:
+            return
+        # taken and handed to nobody (paho calls it a success): sent again once an ingest is heard
+        with self.lock:
+            unrouted = [envelope for info, envelope in self.unacked if info.mid == mid]
+            self.unacked = [(info, envelope) for info, envelope in self.unacked if info.mid != mid]
+            self.backlog.extendleft(reversed(unrouted))
+            self.unrouted += len(unrouted)
+        self.last_heartbeat = 0.0
 
     def ingest_listening(self) -> bool:
         return self.last_heartbeat > self.connected_at and time.monotonic() - self.last_heartbeat < HEARTBEAT_FRESH_S

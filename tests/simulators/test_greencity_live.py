@@ -8,16 +8,21 @@ import subprocess
 import sys
 import time
 
+import paho.mqtt.client as mqtt
 import polars as pl
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.config import InfluxConfig
 from cloud.domains.energy import service
 from cloud.influx import InfluxClient
+from hinode import contract
+from hinode.contract import IngestHeartbeat
 from hinode.services import ManagedProcess, free_port
 from hinode.up_backfill import backfill
 from simulators.greencity import model
 from simulators.greencity.live import GreenCityPublisher
+from tests.support.collector import Collector
 from tests.support.paho_backoff import assert_paho_waits_the_backoff
 from tests.support.waiting import wait_until
 
@@ -84,3 +89,41 @@ def test_sme_sites_publish_counters_that_continue_the_history(broker, influx, in
 def test_a_site_that_cannot_reach_the_broker_waits_the_helpers_jittered_delays():
     (agent,) = GreenCityPublisher(port=free_port(), sites=("sme-food",)).agents      # nobody listens there
     assert_paho_waits_the_backoff(agent.client, agent.reconnect, agent.start, agent.stop)
+
+
+def test_an_envelope_the_broker_handed_to_nobody_is_sent_again_once_an_ingest_is_heard(broker):
+    """PUBACK 0x10 ("no matching subscribers") is a success to paho; the envelope must not count as sent."""
+    (agent,) = GreenCityPublisher(port=broker.port, sites=("sme-food",)).agents
+    heart = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="heartbeat-only", protocol=mqtt.MQTTv5)
+    heart.connect("127.0.0.1", broker.port)
+    heart.loop_start()
+
+    def beat() -> None:
+        heart.publish(contract.INGEST_HEARTBEAT_TOPIC, contract.encode(
+            IngestHeartbeat(ingest="test", ts=int(time.time() * 1000)))).wait_for_publish(5)
+
+    agent.start()
+    collector = None
+    try:
+        wait_until(lambda: agent.client.is_connected(), "the site connected", timeout=10)
+        wait_until(lambda: (beat(), agent.ingest_listening())[1], "the heartbeat heard", timeout=10)
+        first = agent.measure(int(time.time() * 1000)).seq
+        agent.tick(int(time.time() * 1000))          # nobody subscribes to telemetry yet
+        wait_until(lambda: agent.unrouted >= 1, "the broker's 'no matching subscribers'", timeout=10)
+        assert not agent.ingest_listening(), "publishing stops until an ingest is heard again"
+        collector = Collector(broker.port)           # a subscriber now: what waited goes out with the next tick
+
+        def delivered() -> bool:
+            beat()
+            if agent.ingest_listening():
+                agent.tick(int(time.time() * 1000))
+            with collector.lock:
+                return first in collector.seqs[agent.device.device]
+
+        wait_until(delivered, "the unrouted envelope delivered", timeout=15, interval=0.2)
+    finally:
+        agent.stop()
+        heart.loop_stop()
+        heart.disconnect()
+        if collector is not None:
+            collector.close()

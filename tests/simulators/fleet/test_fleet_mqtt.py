@@ -51,11 +51,12 @@ def passwords_file(bundle, tmp_path_factory):
 class Ingest:
     """Stands in for the ingest: the ingest identity reads telemetry and status and sends the heartbeat."""
 
-    def __init__(self, bundle, broker):
+    def __init__(self, bundle, broker, *, telemetry: bool = True):
         self.client = TlsClient(bundle, bundle.identity(bundle.inventory.cloud.ingest_username), broker.port)
         self.client.connect()
         assert self.client.connected.is_set(), self.client.connack
-        self.client.subscribe(contract.TELEMETRY_FILTER)
+        if telemetry:       # without: a heartbeat nobody backs, as a broker restored without the ingest's subscription
+            self.client.subscribe(contract.TELEMETRY_FILTER)
         self.client.subscribe(contract.STATUS_FILTER)
         self.beating: asyncio.Task | None = None
 
@@ -171,6 +172,31 @@ async def test_the_silent_vehicle_drops_its_connection_and_sends_its_backlog_whe
     assert all(all(e == copies[0] for e in copies) for copies in by_seq.values())
     fixes = mobility.fixes(envelopes[0])
     assert [f["ts"] for f in fixes] == sorted(f["ts"] for f in fixes)
+
+
+async def test_an_envelope_the_broker_handed_to_nobody_is_kept_and_sent_once_an_ingest_is_heard_again(
+        broker, bundle, passwords_file, tmp_path):
+    """PUBACK 0x10 ("no matching subscribers") is a success to paho; the envelope must stay in the outbox."""
+    hollow = Ingest(bundle, broker, telemetry=False)
+    hollow.start_heartbeat()
+    sim = simulator(broker, bundle, passwords_file, state_dir=str(tmp_path))
+    await sim.start()
+    ingest = None
+    try:
+        await wait_until_async(lambda: all(link.counts["unrouted"] >= 1 for link in sim.links.values()),
+                               timeout=30, what="every vehicle told 'no matching subscribers'")
+        assert not any(link.counts["published"] for link in sim.links.values())
+        await hollow.close()
+        ingest = Ingest(bundle, broker)
+        ingest.start_heartbeat()
+        got = await wait_until_async(lambda: (e := ingest.envelopes()) and all(len(e[v]) >= 2 for v in VEHICLES)
+                                     and e, timeout=30, what="envelopes from every vehicle")
+    finally:
+        await sim.stop()
+        if ingest is not None:
+            await ingest.close()
+    for vehicle, envelopes in got.items():
+        assert [e.seq for e in envelopes][:2] == [1, 2], f"{vehicle}: the unrouted seq 1 was sent again"
 
 
 async def test_vehicles_that_lost_the_broker_retry_at_jittered_moments_not_in_lockstep():
