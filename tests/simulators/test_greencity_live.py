@@ -18,12 +18,13 @@ from cloud.domains.energy import service
 from cloud.influx import InfluxClient
 from hinode import contract
 from hinode.contract import IngestHeartbeat
-from hinode.services import ManagedProcess, free_port
+from hinode.services import free_port
 from hinode.up_backfill import backfill
 from simulators.greencity import model
 from simulators.greencity.live import GreenCityPublisher
 from tests.support.collector import Collector
 from tests.support.paho_backoff import assert_paho_waits_the_backoff
+from tests.support.ingest_process import log_tail, spawn_ingest
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -31,10 +32,7 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture
 def ingest(broker, influx, tmp_path):
-    proc = ManagedProcess("ingest", [sys.executable, "-m", "cloud", "ingest", "--mqtt-port", str(broker.port),
-                                     "--influx-url", influx.url], tmp_path / "ingest.log", None,
-                          env={"PYTHONUNBUFFERED": "1"})
-    proc.spawn()          # no port of its own: the publisher waits for its heartbeat
+    proc = spawn_ingest(broker, influx, tmp_path)
     yield proc
     proc.stop()
 
@@ -60,7 +58,7 @@ def test_sme_sites_publish_counters_that_continue_the_history(broker, influx, in
         live_q = (f'SELECT "energy_import", "power_total", "seq" FROM "meter" WHERE "site" = \'sme-food\' '
                   f'AND time > {now}ms')
         live = wait_until(lambda: len(rows(client, live_q)) >= 3 and rows(client, live_q), timeout=40,
-                          what="three live readings of sme-food in InfluxDB")
+                          what="three live readings of sme-food in InfluxDB", context=lambda: log_tail(ingest))
         catalog = wait_until(lambda: rows(client, 'SELECT "counter", "unit", "agent" FROM "hinode_catalog" '
                                                   'WHERE "site" = \'sme-plating\' AND "metric" = \'energy_import\' '
                                                   f'AND time > {now}ms'), timeout=20, what="the live catalog")

@@ -14,7 +14,7 @@ import pytest
 
 from cloud.config import InfluxConfig
 from cloud.influx import InfluxClient
-from hinode.services import ManagedProcess
+from tests.support.ingest_process import log_tail, spawn_ingest
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def ingest(broker, influx, tmp_path):
-    proc = ManagedProcess("ingest", [sys.executable, "-m", "cloud", "ingest", "--mqtt-port", str(broker.port),
-                                     "--influx-url", influx.url], tmp_path / "ingest.log", None,
-                          env={"PYTHONUNBUFFERED": "1"})
-    proc.spawn()          # no port of its own: the vehicles wait for its heartbeat
+    proc = spawn_ingest(broker, influx, tmp_path)
     yield proc
     proc.stop()
 
@@ -61,7 +58,8 @@ def test_the_vehicles_reach_influxdb_through_the_ingest_and_the_gbfs_feed_is_ser
                  'GROUP BY "agent", "vehicle_type", "fleet"')
         stored = wait_until(lambda: len(found := rows(client, query)) and
                             len({r.get("agent") for r in found}) == 4 and found,
-                            timeout=60, what="positions of all four vehicles in InfluxDB")
+                            timeout=60, what="positions of all four vehicles in InfluxDB",
+                            context=lambda: log_tail(ingest))
         client.close()
     finally:
         sim.send_signal(stop_with)
