@@ -37,6 +37,27 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+PORT_RANGE_ENV = "HINODE_PORT_RANGE"
+
+
+def _port_range() -> tuple[int, int]:
+    """[low, high) for free_port: below the ephemeral range, or ``$HINODE_PORT_RANGE`` ("low-high").
+
+    The tests give each xdist worker its own slice (tests/conftest.py), so a port one worker picked
+    and has not bound yet is never picked by the other; the child processes inherit it.
+    """
+    spec = os.environ.get(PORT_RANGE_ENV)
+    if not spec:
+        return _LOWEST_PORT, _ephemeral_low()
+    try:
+        low, high = (int(part) for part in spec.split("-"))
+    except ValueError:
+        low = high = 0
+    if not 1024 <= low < high <= 65536:
+        raise ValueError(f"{PORT_RANGE_ENV}={spec!r}: expected low-high, e.g. 20000-26000 (1024 <= low < high <= 65536)")
+    return low, high
+
+
 def free_port() -> int:
     """A free loopback port for a service we start, chosen BELOW the kernel's ephemeral range.
 
@@ -44,10 +65,10 @@ def free_port() -> int:
     connection could take it between this check and the service's bind ("address already in
     use" in a CI run). Ports are not handed out twice by one process.
     """
-    high = _ephemeral_low()
-    if high - _LOWEST_PORT >= 1000:
+    low, high = _port_range()
+    if high - low >= 1000:
         for _ in range(200):
-            port = random.randrange(_LOWEST_PORT, high)
+            port = random.randrange(low, high)
             if port in _ISSUED_PORTS:
                 continue
             with socket.socket() as sock:

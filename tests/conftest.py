@@ -11,6 +11,19 @@ import pytest
 from hinode import services
 
 
+def pytest_configure(config):
+    """Each xdist worker (and what it starts) picks free ports from its own slice of the range: a port
+    one worker picked and has not bound yet cannot be picked by the other (hinode up binds some late)."""
+    worker = getattr(config, "workerinput", None)
+    if worker is None:
+        return
+    import os
+    low, high = services._port_range()
+    count, index = int(worker["workercount"]), int(worker["workerid"].removeprefix("gw"))
+    width = (high - low) // count
+    os.environ[services.PORT_RANGE_ENV] = f"{low + index * width}-{low + (index + 1) * width}"
+
+
 @pytest.fixture
 def broker(tmp_path):
     proc = services.mosquitto(tmp_path / "mosquitto")

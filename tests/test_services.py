@@ -1,6 +1,8 @@
 from pathlib import Path
-import json
+import os
 import urllib.request
+
+import pytest
 
 from hinode import services
 
@@ -34,3 +36,23 @@ def test_hinode_up_puts_the_outbox_in_its_data_dir_even_when_the_data_dir_is_rel
     site_yaml = tmp_path / "data" / "edge" / "site.yaml"
     site_yaml.write_text(yaml.safe_dump(config))
     assert load_site_config(site_yaml).queue.path == tmp_path / "data" / "edge" / "outbox.db"
+
+
+def test_free_port_stays_in_the_range_it_is_given_and_a_bad_range_is_named(monkeypatch):
+    monkeypatch.setenv(services.PORT_RANGE_ENV, "23000-24000")
+    ports = {services.free_port() for _ in range(20)}
+    assert all(23000 <= port < 24000 for port in ports) and len(ports) == 20
+    monkeypatch.setenv(services.PORT_RANGE_ENV, "24000-23000")
+    with pytest.raises(ValueError, match="HINODE_PORT_RANGE='24000-23000': expected low-high"):
+        services.free_port()
+
+
+def test_each_xdist_worker_gets_its_own_port_slice(monkeypatch):
+    from types import SimpleNamespace
+    from tests.conftest import pytest_configure
+    slices = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv(services.PORT_RANGE_ENV, "20000-32000")       # what both workers start from
+        pytest_configure(SimpleNamespace(workerinput={"workerid": worker, "workercount": 2}))
+        slices.append(os.environ[services.PORT_RANGE_ENV])
+    assert slices == ["20000-26000", "26000-32000"]
