@@ -40,7 +40,7 @@ def _ephemeral_low() -> int:
 PORT_RANGE_ENV = "HINODE_PORT_RANGE"
 
 
-def _port_range() -> tuple[int, int]:
+def port_range() -> tuple[int, int]:
     """[low, high) for free_port: below the ephemeral range, or ``$HINODE_PORT_RANGE`` ("low-high").
 
     The tests give each xdist worker its own slice (tests/conftest.py), so a port one worker picked
@@ -65,7 +65,7 @@ def free_port() -> int:
     connection could take it between this check and the service's bind ("address already in
     use" in a CI run). Ports are not handed out twice by one process.
     """
-    low, high = _port_range()
+    low, high = port_range()
     if high - low >= 1000:
         for _ in range(200):
             port = random.randrange(low, high)

@@ -18,7 +18,7 @@ def pytest_configure(config):
     if worker is None:
         return
     import os
-    low, high = services._port_range()
+    low, high = services.port_range()
     count, index = int(worker["workercount"]), int(worker["workerid"].removeprefix("gw"))
     width = (high - low) // count
     os.environ[services.PORT_RANGE_ENV] = f"{low + index * width}-{low + (index + 1) * width}"

@@ -52,12 +52,7 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
                  config.mqtt.host, config.mqtt.port, config.mqtt.client_id, config.mqtt.share_group,
                  redact_url(config.influx.url), config.influx.database)
         notifier = SystemdNotifier()      # Type=notify units: ready once subscribed; fed while both threads run
-        feed_every = min(1.0, notifier.watchdog_s / 2) if notifier.watchdog_s else 1.0
-        _wait_subscribed(service, notifier, stop, feed_every)
-        notifier.ready(f"MQTT {config.mqtt.host}:{config.mqtt.port} -> {config.influx.database}")
-        while not stop.wait(feed_every):
-            if notifier.watchdog_s and service.threads_alive():
-                notifier.notify("WATCHDOG=1")
+        _serve_systemd(service, notifier, stop, f"MQTT {config.mqtt.host}:{config.mqtt.port} -> {config.influx.database}")
         notifier.stopping()
         log.info("stopping ingest")
     finally:
@@ -75,20 +70,25 @@ def run_ingest(config: CloudConfig, *, stop_timeout_s: float = 15.0) -> None:
 READY_WAIT_S = 30.0      # then READY=1 anyway, well inside systemd's TimeoutStartSec (90 s by default)
 
 
-def _wait_subscribed(service: IngestService, notifier: SystemdNotifier, stop: threading.Event,
-                     feed_every: float) -> None:
-    """Until the broker granted every filter (at most READY_WAIT_S): what READY=1 promises the unit's dependents.
-
-    A broker still down after that does not fail the unit; the ingest goes on reconnecting, as `/metrics`
-    (``hinode_ingest_mqtt_subscribed``) and the log show.
-    """
-    deadline = time.monotonic() + READY_WAIT_S
-    while not service.wait_ready(feed_every) and not stop.is_set() and time.monotonic() < deadline:
+def _serve_systemd(service: IngestService, notifier: SystemdNotifier, stop: threading.Event, status: str) -> None:
+    """Until ``stop``: READY=1 once the broker granted every filter (or after READY_WAIT_S, still reconnecting,
+    so a broker down at boot does not fail the unit), and the watchdog fed while both threads run."""
+    feed_every = min(1.0, notifier.watchdog_s / 2) if notifier.watchdog_s else 1.0
+    ready_by = time.monotonic() + READY_WAIT_S
+    said_ready = False
+    while not stop.is_set():
+        if not said_ready and (service.wait_ready(0) or time.monotonic() >= ready_by):
+            if not service.wait_ready(0):
+                log.warning("not subscribed to the telemetry filters after %.0f s; going on, still reconnecting",
+                            READY_WAIT_S)
+            notifier.ready(status)
+            said_ready = True
         if notifier.watchdog_s and service.threads_alive():
             notifier.notify("WATCHDOG=1")
-    if not service.wait_ready(0) and not stop.is_set():
-        log.warning("not subscribed to the telemetry filters after %.0f s; going on, still reconnecting",
-                    READY_WAIT_S)
+        if said_ready:
+            stop.wait(feed_every)
+        else:
+            service.wait_ready(feed_every)      # wakes as soon as the last SUBACK arrives
 
 
 def serve_metrics(config: CloudConfig, service: IngestService) -> MetricsHTTPServer | None:

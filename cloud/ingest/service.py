@@ -93,6 +93,7 @@ class IngestService:
         self._closing = threading.Event()       # no new messages; drain the queue
         self._give_up = threading.Event()       # stop retrying; leave the rest unacknowledged
         self._ready = threading.Event()          # connected and subscribed to every filter
+        self._subscriptions = [contract.shared(config.mqtt.share_group, f) for f in contract.INGEST_FILTERS]
         self._subacks_awaited = 0
         self._subscription_refused = False
         self._reconnects = 0
@@ -125,17 +126,15 @@ class IngestService:
                                                can_receive=lambda: not self._queue.full()))
 
     def _on_connect(self, session_present: bool, generation: int) -> None:
-        topics = [contract.shared(self.config.mqtt.share_group, f) for f in contract.INGEST_FILTERS]
         # one SUBSCRIBE (and SUBACK) per filter: ready, and the heartbeat that releases the agents' outboxes,
         # only once the broker granted every one (catalogs and command results once fell in the gap)
-        self._subacks_awaited = len(topics)
+        self._subacks_awaited = len(self._subscriptions)
         self._subscription_refused = False
-        for topic in topics:
+        for topic in self._subscriptions:
             self.link.subscribe(topic, qos=1)
-        topic = ", ".join(topics)
         log.info("connected to MQTT %s:%d as %s (session present: %s); subscribing to %s",
                  self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.client_id,
-                 session_present, topic)
+                 session_present, ", ".join(self._subscriptions))
 
     def _on_disconnect(self, why: str) -> None:
         self._ready.clear()
@@ -152,8 +151,7 @@ class IngestService:
             return
         if self._subacks_awaited > 0 or self._subscription_refused:
             return
-        log.info("subscribed to %s", ", ".join(contract.shared(self.config.mqtt.share_group, f)
-                                                for f in contract.INGEST_FILTERS))
+        log.info("subscribed to %s", ", ".join(self._subscriptions))
         self._ready.set()
         self._send_heartbeat()
 
