@@ -98,8 +98,11 @@ def test_full_outbox_drops_oldest_and_counts_it(tmp_path, broker):
         # received + counted drops + what still waits on disk = produced
         assert received + dropped_envelopes + agent.outbox_depth() == sum(committed.values())
         # what was dropped is the oldest of the outage: the newest envelopes all arrived
-        for device in DEVICES:
-            assert collector.missing(device, committed[device])[-1] < committed[device] - 20
+        # (a device may have lost nothing: the broker can be back after the first few drops; CI saw that)
+        missing = {device: collector.missing(device, committed[device]) for device in DEVICES}
+        assert any(missing.values())
+        for device, seqs in missing.items():
+            assert not seqs or seqs[-1] < committed[device] - 20
     finally:
         agent.stop()
         collector.close()
