@@ -90,7 +90,9 @@ class CommandsConfig(_Strict):
 
 class QueueConfig(_Strict):
     path: Path = Field(default=Path("queue.db"), description="relative paths are relative to the config file")
-    max_bytes: int = Field(default=256 * 1024**2, description="drop-oldest beyond this many payload bytes")
+    max_bytes: int = Field(default=256 * 1024**2,
+                           description="drop-oldest beyond this many payload bytes waiting to be sent "
+                                       "(the in-flight window is on top)")
     commit_interval_ms: int = Field(default=100, ge=1, le=10_000, description="one fsync per interval, not per reading")
     resend_window_s: float = Field(default=5.0, ge=0, le=3600,
                                    description="acknowledged envelopes resent after a connection loss within this window")

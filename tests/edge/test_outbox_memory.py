@@ -59,11 +59,13 @@ async def exercise(path, envelopes: int) -> tuple[int, DurableQueue]:
     queue.requeue_recent()                        # a lost connection: the 2,000 go out again
     await queue.flush()
     assert queue.resent_after_reconnect == 2000
-    handed = await queue.next_rows(0, 200)        # in flight: protected from drop-oldest
-    for i in range(300):                          # live data beyond max_bytes: the oldest are dropped
+    handed = await queue.next_rows(0, 200)        # in flight: protected from drop-oldest, on top of the bound
+    for i in range(500):                          # live data beyond max_bytes: the oldest are dropped
         queue.put(batch(i))
     await queue.flush()
-    assert handed[0].id == 1 and queue.bytes <= queue.max_bytes
+    in_flight_bytes = sum(len(row.payload) for row in handed)
+    assert handed[0].id == 1 and queue.bytes - in_flight_bytes <= queue.max_bytes
+    assert queue.depth < envelopes + 500, "drop-oldest ran"
     assert queue.dropped_envelopes == 0, "what was dropped had been delivered once (resent)"
     gc.collect()
     return tracemalloc.get_traced_memory()[0] - start, queue
