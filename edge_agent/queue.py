@@ -341,12 +341,13 @@ class DurableQueue:
                 db.executemany("INSERT INTO device_seq (device, seq) VALUES (?, ?) "
                                "ON CONFLICT(device) DO UPDATE SET seq = excluded.seq",
                                ((d, seq[d]) for d in touched))
-            # max_bytes bounds what waits to be sent. Envelopes in flight (at most max_inflight) are on
-            # top until acknowledged: counting them would drop the newest envelope whenever the whole
-            # outbox is in flight (a small bound replaying after an outage; CI saw it).
-            in_flight = sum(row_size for row_size, _ in list(self._handed.values()))
-            dropped = self._drop_oldest_sync(db, pending_bytes - in_flight + size - self.max_bytes,
-                                             delivered, resent)
+            excess = pending_bytes + size - self.max_bytes
+            if excess > 0:
+                # max_bytes bounds what waits to be sent. Envelopes in flight (at most max_inflight) are on
+                # top until acknowledged: counting them would drop the newest envelope whenever the whole
+                # outbox is in flight (a small bound replaying after an outage; CI saw it).
+                excess -= sum(row_size for row_size, _ in self._handed.values())
+            dropped = self._drop_oldest_sync(db, excess, delivered, resent)
             min_id = db.execute("SELECT coalesce(min(id), 0) FROM outbox").fetchone()[0] if resent else 0
             db.execute("COMMIT")
         except BaseException:
